@@ -1,0 +1,42 @@
+import type { TSchema, Static } from "@sinclair/typebox";
+import type { Logger } from "../log.ts";
+
+/** Network areas a check reports into; each has one LED on the panel. */
+export const AREAS = ["link", "lan", "dhcp", "dns", "wan", "phone", "uplink"] as const;
+/** One network area (DESIGN.md §4). */
+export type Area = (typeof AREAS)[number];
+
+/** Verdict of one run: `error` means the probe itself could not measure (e.g. no CAP_NET_RAW). */
+export type Status = "ok" | "warn" | "fail" | "error";
+
+/** A failure as data: a stable machine code plus a message for humans. */
+export interface CheckError {
+  code: string;
+  message: string;
+}
+
+/** What a check returns; the runner wraps it into the result envelope and applies thresholds. */
+export interface Measurement {
+  /** The check's own verdict; thresholds can only make it worse, never better. */
+  status: Status;
+  /** snake_case names with units: `rtt_avg_ms`, `loss_pct`. */
+  metrics: Record<string, number>;
+  detail?: Record<string, unknown>;
+  error?: CheckError;
+}
+
+/** The I/O a check may use, injected so unit tests can pass doubles. */
+export interface CheckContext {
+  log: Logger;
+}
+
+/** One check kind: a config `kind`, its options schema and its run function (STYLE.md §1). */
+export interface CheckKind<S extends TSchema = TSchema> {
+  kind: string;
+  /** Area a check of this kind reports into unless the config says otherwise. */
+  defaultArea: Area;
+  /** Check-specific options; defaults live in the schema. */
+  options: S;
+  /** Never throws for a network failure; resolves promptly once `signal` aborts. */
+  run(target: string, options: Static<S>, ctx: CheckContext, signal: AbortSignal): Promise<Measurement>;
+}
