@@ -1,0 +1,64 @@
+import type { Area } from "../checks/check.ts";
+import type { LedSink } from "../service.ts";
+import { PANEL, type LedColour, type LedLook } from "./led-table.ts";
+
+const ANSI: Record<LedColour, string> = {
+  off: "\x1b[90m",
+  green: "\x1b[32m",
+  amber: "\x1b[33m",
+  red: "\x1b[31m",
+};
+const RESET = "\x1b[0m";
+// On/off periods in ms for each blinking pattern; the kernel LED backend uses the same numbers.
+export const BLINK_MS = { "slow-blink": 1000, blink: 500, "fast-blink": 125 } as const;
+
+/** Whether a blinking LED is lit at `nowMs`. */
+export function litAt(look: LedLook, nowMs: number): boolean {
+  switch (look.pattern) {
+    case "solid":
+      return look.colour !== "off";
+    case "heartbeat":
+      return nowMs % 1000 < 150;
+    case "slow-blink":
+    case "blink":
+    case "fast-blink":
+      return Math.floor(nowMs / BLINK_MS[look.pattern]) % 2 === 0;
+  }
+}
+
+/** One line of the panel, e.g. `● LINK  ● LAN ...`, coloured when `colour` is set. */
+export function renderPanel(leds: Partial<Record<Area | "status", LedLook>>, nowMs: number, colour = true): string {
+  return PANEL.map((name) => {
+    const look = leds[name] ?? { colour: "off", pattern: "solid" };
+    const lit = litAt(look, nowMs);
+    const dot = lit ? "●" : "○";
+    const label = `${dot} ${name.toUpperCase()}`;
+    const tag = look.pattern === "solid" ? look.colour : `${look.colour} ${look.pattern}`;
+    return colour ? `${lit ? ANSI[look.colour] : ANSI.off}${label}${RESET}` : `${label}(${tag})`;
+  }).join("  ");
+}
+
+/** LED backend that redraws the panel on one terminal line (lab and console technicians). */
+export class TerminalPanel implements LedSink {
+  readonly #out: NodeJS.WriteStream;
+  #last = "";
+
+  constructor(out: NodeJS.WriteStream = process.stdout) {
+    this.#out = out;
+  }
+
+  show(leds: Record<Area | "status", LedLook>): void {
+    if (!this.#out.isTTY) {
+      // Not a terminal (journal, pipe): print only changes, without escape codes.
+      const line = renderPanel(leds, 0, false);
+      if (line !== this.#last) this.#out.write(line + "\n");
+      this.#last = line;
+      return;
+    }
+    this.#out.write(`\r${renderPanel(leds, Date.now())}\x1b[K`);
+  }
+
+  stop(): void {
+    if (this.#out.isTTY) this.#out.write("\n");
+  }
+}

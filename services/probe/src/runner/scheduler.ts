@@ -1,0 +1,132 @@
+import type { Area, CheckContext, CheckKind, Measurement } from "../checks/check.ts";
+import type { Logger } from "../log.ts";
+import { monoMs } from "./clock.ts";
+
+/** One configured check as the scheduler needs it. */
+export interface ScheduledCheck {
+  name: string;
+  kind: CheckKind;
+  target: string;
+  area: Area;
+  intervalMs: number;
+  timeoutMs: number;
+  /** start jitter as a fraction of the interval */
+  jitter: number;
+  options: unknown;
+}
+
+/** One finished run, before thresholds and the envelope are applied. */
+export interface Run {
+  check: ScheduledCheck;
+  startedAt: Date;
+  monoMs: number;
+  durationMs: number;
+  measurement: Measurement;
+}
+
+// A check that ignores its AbortSignal gets this much extra time before the runner reports a
+// timeout for it on its own and moves on.
+const ABORT_GRACE_MS = 1000;
+
+/**
+ * Runs every check on its own interval with start jitter, a timeout through AbortSignal, and no
+ * overlapping runs of the same check (a tick that finds the previous run still going is skipped).
+ */
+export class Scheduler {
+  readonly #checks: readonly ScheduledCheck[];
+  readonly #ctx: CheckContext;
+  readonly #onRun: (run: Run) => void;
+  readonly #log: Logger;
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #running = new Map<string, Promise<void>>();
+  readonly #stop = new AbortController();
+
+  constructor(checks: readonly ScheduledCheck[], ctx: CheckContext, onRun: (run: Run) => void, log: Logger) {
+    this.#checks = checks;
+    this.#ctx = ctx;
+    this.#onRun = onRun;
+    this.#log = log;
+  }
+
+  /** Schedules every check; the first run of each starts within its jitter window. */
+  start(): void {
+    for (const c of this.#checks) {
+      const delay = Math.floor(Math.random() * c.jitter * c.intervalMs);
+      this.#timers.set(c.name, setTimeout(() => this.#tick(c), delay));
+    }
+  }
+
+  /** Runs one check (or every check) now, outside its schedule; skipped if it is already running. */
+  runNow(name?: string): string[] {
+    const picked = this.#checks.filter((c) => name === undefined || c.name === name);
+    for (const c of picked) this.#launch(c);
+    return picked.map((c) => c.name);
+  }
+
+  /** Aborts running checks and waits for them to report. */
+  async stop(): Promise<void> {
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+    this.#stop.abort();
+    await Promise.allSettled(this.#running.values());
+  }
+
+  #tick(c: ScheduledCheck): void {
+    if (this.#stop.signal.aborted) return;
+    this.#timers.set(c.name, setTimeout(() => this.#tick(c), c.intervalMs));
+    this.#launch(c);
+  }
+
+  #launch(c: ScheduledCheck): void {
+    if (this.#stop.signal.aborted) return;
+    if (this.#running.has(c.name)) {
+      this.#log.warn({ check: c.name }, "previous run still going; skipping this one");
+      return;
+    }
+    const p = this.#runOnce(c).finally(() => this.#running.delete(c.name));
+    this.#running.set(c.name, p);
+  }
+
+  async #runOnce(c: ScheduledCheck): Promise<void> {
+    const startedAt = new Date();
+    const t0 = monoMs();
+    const signal = AbortSignal.any([AbortSignal.timeout(c.timeoutMs), this.#stop.signal]);
+    let measurement: Measurement;
+    try {
+      measurement = await withDeadline(
+        c.kind.run(c.target, c.options as never, this.#ctx, signal),
+        c.timeoutMs + ABORT_GRACE_MS,
+      );
+    } catch (err) {
+      // A throw is a bug or a config error in the check, not a network failure: report it as data.
+      this.#log.error({ check: c.name, err }, "check threw");
+      measurement = { status: "error", metrics: {}, error: { code: "internal", message: errorMessage(err) } };
+    }
+    if (this.#stop.signal.aborted && measurement.status !== "ok") return; // shutting down: not a verdict
+    this.#onRun({ check: c, startedAt, monoMs: t0, durationMs: round3(monoMs() - t0), measurement });
+  }
+}
+
+function withDeadline(run: Promise<Measurement>, ms: number): Promise<Measurement> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<Measurement>((resolve) => {
+    timer = setTimeout(
+      () =>
+        resolve({
+          status: "fail",
+          metrics: {},
+          error: { code: "timeout", message: `no result within the ${ms - ABORT_GRACE_MS} ms timeout` },
+        }),
+      ms,
+    );
+  });
+  return Promise.race([run, deadline]).finally(() => clearTimeout(timer));
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function round3(v: number): number {
+  return Math.round(v * 1000) / 1000;
+}

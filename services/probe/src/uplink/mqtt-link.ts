@@ -1,0 +1,253 @@
+import { readFileSync } from "node:fs";
+import { EventEmitter } from "node:events";
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { Logger } from "../log.ts";
+
+/** A message waiting in the durable outbox; `topic` is relative to the probe's base topic. */
+export interface OutboxRow {
+  id: number;
+  topic: string;
+  payload: string;
+  qos: 0 | 1;
+  retain: boolean;
+}
+
+/** The part of the store the uplink drains: the outbox is the only copy until PUBACK. */
+export interface OutboxSource {
+  peek(afterId: number, limit: number): OutboxRow[];
+  ack(ids: number[]): void;
+}
+
+/** Broker settings the uplink needs (from the config's `broker` section, durations in ms). */
+export interface UplinkSettings {
+  url: string;
+  protocolVersion: 4 | 5;
+  clientId: string;
+  username?: string;
+  password?: string;
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+  rejectUnauthorized: boolean;
+  keepaliveMs: number;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+}
+
+/** Events: `connected` / `disconnected` (reason) whenever the link changes. */
+export interface UplinkEvents {
+  connected: [];
+  disconnected: [reason: string];
+}
+
+// PUBACK reason codes that will never succeed on a retry (MQTT 5 §3.4.2.1): the row is dropped and
+// logged instead of blocking everything queued behind it.
+const PERMANENT_REJECTIONS = new Set([0x87, 0x90, 0x99]);
+// MQTT 5 lets the broker cap in-flight QoS 1 messages (Receive Maximum); 3.1.1 brokers do not say.
+const DEFAULT_WINDOW = 64;
+
+/**
+ * The MQTT uplink. The SQLite outbox is the source of truth: a row is deleted only on its PUBACK,
+ * and after any disconnect draining restarts from the oldest undelivered row (at-least-once; the
+ * result `id` lets headquarters drop duplicates). MQTT.js's own reconnect and in-memory store are
+ * disabled so that nothing is resent from two places: each connection attempt is a fresh client.
+ */
+export class MqttUplink extends EventEmitter<UplinkEvents> {
+  readonly #s: UplinkSettings;
+  readonly #base: string;
+  readonly #outbox: OutboxSource;
+  readonly #log: Logger;
+  readonly #statePayload: (state: "online" | "offline") => string;
+  #client: MqttClient | undefined;
+  #connected = false;
+  #stopped = false;
+  #attempt = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #cursor = 0;
+  #window = DEFAULT_WINDOW;
+  readonly #inflight = new Set<number>();
+  #acked: number[] = [];
+  #ackFlush: NodeJS.Immediate | undefined;
+  #dropped = 0;
+
+  constructor(
+    settings: UplinkSettings,
+    baseTopic: string,
+    outbox: OutboxSource,
+    statePayload: (state: "online" | "offline") => string,
+    log: Logger,
+  ) {
+    super();
+    this.#s = settings;
+    this.#base = baseTopic;
+    this.#outbox = outbox;
+    this.#statePayload = statePayload;
+    this.#log = log;
+  }
+
+  /** True while a broker session is up. */
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** Rows the broker rejected for good (not authorised, bad topic or payload) and that were dropped. */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /** Starts connecting; never throws for an unreachable broker (it retries with backoff). */
+  start(): void {
+    this.#stopped = false;
+    this.#connect();
+  }
+
+  /** Tells the uplink new rows are waiting. */
+  kick(): void {
+    if (this.#connected) this.#pump();
+  }
+
+  /** Publishes `offline` (a clean stop does not fire the will), flushes acks and disconnects. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#retryTimer);
+    const client = this.#client;
+    if (client && this.#connected) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 2000);
+        client.publish(this.#base + "state", this.#statePayload("offline"), { qos: 1, retain: true }, () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    this.#flushAcks();
+    if (client) await client.endAsync(false).catch(() => undefined);
+    this.#teardown("stopped");
+  }
+
+  #connect(): void {
+    if (this.#stopped) return;
+    const s = this.#s;
+    let opts: IClientOptions;
+    try {
+      opts = {
+        clientId: s.clientId,
+        protocolVersion: s.protocolVersion,
+        clean: true,
+        reconnectPeriod: 0,
+        connectTimeout: 10_000,
+        keepalive: Math.round(s.keepaliveMs / 1000),
+        queueQoSZero: false,
+        rejectUnauthorized: s.rejectUnauthorized,
+        will: { topic: this.#base + "state", payload: Buffer.from(this.#statePayload("offline")), qos: 1, retain: true },
+        ...(s.username ? { username: s.username } : {}),
+        ...(s.password ? { password: s.password } : {}),
+        ...(s.caFile ? { ca: readFileSync(s.caFile) } : {}),
+        ...(s.certFile ? { cert: readFileSync(s.certFile) } : {}),
+        ...(s.keyFile ? { key: readFileSync(s.keyFile) } : {}),
+      };
+    } catch (err) {
+      this.#log.error({ err: String(err) }, "cannot read broker TLS files; retrying later");
+      this.#scheduleRetry();
+      return;
+    }
+    const client = mqtt.connect(s.url, opts);
+    this.#client = client;
+    client.on("connect", (connack) => {
+      if (client !== this.#client) return;
+      this.#attempt = 0;
+      this.#connected = true;
+      this.#cursor = 0;
+      this.#window = Math.max(1, Math.min(DEFAULT_WINDOW, connack.properties?.receiveMaximum ?? DEFAULT_WINDOW));
+      this.#log.info({ url: s.url }, "broker connected");
+      // `online` on every (re)connect: the will may have set `offline` while we were away.
+      client.publish(this.#base + "state", this.#statePayload("online"), { qos: 1, retain: true });
+      this.emit("connected");
+      this.#pump();
+    });
+    client.on("error", (err) => {
+      if (client !== this.#client) return;
+      this.#log.warn({ err: err.message }, "broker connection error");
+      this.#drop(client, err.message);
+    });
+    client.on("close", () => {
+      if (client !== this.#client) return;
+      this.#drop(client, "connection closed");
+    });
+  }
+
+  #drop(client: MqttClient, reason: string): void {
+    client.removeAllListeners();
+    client.on("error", () => undefined);
+    client.end(true);
+    this.#teardown(reason);
+    this.#scheduleRetry();
+  }
+
+  #teardown(reason: string): void {
+    this.#flushAcks();
+    this.#inflight.clear();
+    this.#cursor = 0;
+    this.#client = undefined;
+    if (this.#connected) {
+      this.#connected = false;
+      this.#log.warn({ reason }, "broker disconnected; results queue in the outbox");
+      this.emit("disconnected", reason);
+    }
+  }
+
+  #scheduleRetry(): void {
+    if (this.#stopped) return;
+    clearTimeout(this.#retryTimer);
+    const { reconnectMinMs: min, reconnectMaxMs: max } = this.#s;
+    // Exponential backoff with full jitter, so a fleet that lost HQ together does not return together.
+    const cap = Math.min(max, min * 2 ** Math.min(this.#attempt, 16));
+    const delay = Math.max(min, Math.random() * cap);
+    this.#attempt += 1;
+    this.#retryTimer = setTimeout(() => this.#connect(), delay);
+  }
+
+  #pump(): void {
+    const client = this.#client;
+    if (!client || !this.#connected) return;
+    const room = this.#window - this.#inflight.size;
+    if (room <= 0) return;
+    const rows = this.#outbox.peek(this.#cursor, room);
+    for (const row of rows) {
+      this.#cursor = row.id;
+      this.#inflight.add(row.id);
+      client.publish(this.#base + row.topic, row.payload, { qos: row.qos, retain: row.retain }, (err) => {
+        if (client !== this.#client) return; // a previous connection's late callback
+        this.#inflight.delete(row.id);
+        if (err) {
+          const code = (err as { code?: number }).code;
+          if (code !== undefined && PERMANENT_REJECTIONS.has(code)) {
+            this.#dropped += 1;
+            this.#log.error({ topic: row.topic, code, err: err.message }, "broker rejected message for good; dropped");
+          } else {
+            this.#log.warn({ topic: row.topic, err: err.message }, "publish failed; reconnecting");
+            this.#drop(client, err.message);
+            return;
+          }
+        }
+        this.#acked.push(row.id);
+        this.#ackFlush ??= setImmediate(() => this.#flushAcks());
+        this.#pump();
+      });
+    }
+  }
+
+  #flushAcks(): void {
+    if (this.#ackFlush) clearImmediate(this.#ackFlush);
+    this.#ackFlush = undefined;
+    if (this.#acked.length === 0) return;
+    const ids = this.#acked;
+    this.#acked = [];
+    try {
+      this.#outbox.ack(ids);
+    } catch (err) {
+      // The rows stay and are sent again: a duplicate, never a loss.
+      this.#log.error({ err: String(err) }, "could not delete delivered rows");
+    }
+  }
+}
