@@ -1,0 +1,138 @@
+import { Command, Option } from "commander";
+import { Value } from "@sinclair/typebox/value";
+import { checkKind, CHECK_KINDS } from "./checks/registry.ts";
+import { loadConfig, validateConfigFile, ConfigError } from "./config/load.ts";
+import { createLogger, silentLogger } from "./log.ts";
+import { TerminalPanel } from "./leds/terminal-panel.ts";
+import { bootId, monoMs } from "./runner/clock.ts";
+import { envelope } from "./runner/result.ts";
+import { ProbeService } from "./service.ts";
+import { statusCommand } from "./cli/status-command.ts";
+import { labCommand } from "./cli/lab-command.ts";
+import { VERSION } from "./version.ts";
+
+/** Exit codes: 0 ok, 1 the check/command failed, 2 bad usage or invalid config. */
+const EXIT_FAIL = 1;
+const EXIT_USAGE = 2;
+
+const program = new Command("netprobe")
+  .version(VERSION)
+  .description("Branch-office network probe: checks, LEDs, SQLite store and forward, MQTT to headquarters")
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE));
+
+program
+  .command("run")
+  .description("run the probe service (SIGTERM/SIGINT stop it cleanly)")
+  .option("-c, --config <file>", "config file (default: $NETPROBE_CONFIG)")
+  .action(async (opts: { config?: string }) => {
+    const config = loadOrExit(opts.config);
+    const log = createLogger(config.log_level);
+    const service = new ProbeService(config, log, config.leds.backend === "terminal" ? new TerminalPanel() : undefined);
+    try {
+      service.start();
+    } catch (err) {
+      log.fatal({ err: String(err) }, "cannot start");
+      process.exit(EXIT_FAIL);
+    }
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        log.info({ signal }, "stopping");
+        resolve();
+      };
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+    });
+    // A stuck stop must not keep a supervisor waiting forever: exit anyway after 5 s.
+    setTimeout(() => process.exit(EXIT_FAIL), 5000).unref();
+    await service.stop();
+    process.exit(0);
+  });
+
+program
+  .command("check")
+  .description("run one check once and print its result")
+  .argument("<kind>", `check kind (${Object.keys(CHECK_KINDS).join(", ")})`)
+  .requiredOption("-t, --target <target>", "what to check")
+  .option("-o, --option <key=value...>", "check option, repeatable (e.g. -o count=10)")
+  .option("--timeout <ms>", "timeout in ms", "10000")
+  .option("--json", "print the result envelope as JSON")
+  .action(async (kindName: string, opts: { target: string; option?: string[]; timeout: string; json?: boolean }) => {
+    const kind = checkKind(kindName);
+    if (!kind) usage(`unknown check kind "${kindName}" (known: ${Object.keys(CHECK_KINDS).join(", ")})`);
+    const raw: Record<string, unknown> = {};
+    for (const kv of opts.option ?? []) {
+      const eq = kv.indexOf("=");
+      if (eq < 1) usage(`--option ${kv}: expected key=value`);
+      const v = kv.slice(eq + 1);
+      raw[kv.slice(0, eq)] = v !== "" && !Number.isNaN(Number(v)) ? Number(v) : v;
+    }
+    const options = Value.Default(kind.options, raw);
+    const problems = [...Value.Errors(kind.options, options)].map((e) => `options${e.path.replaceAll("/", ".")}: ${e.message}`);
+    if (problems.length > 0) usage(problems.join("\n"));
+    const timeoutMs = Number(opts.timeout);
+    const startedAt = new Date();
+    const t0 = monoMs();
+    const measurement = await kind.run(opts.target, options as never, { log: silentLogger() }, AbortSignal.timeout(timeoutMs));
+    const check = { name: kind.kind, kind, target: opts.target, area: kind.defaultArea, intervalMs: 0, timeoutMs, jitter: 0, options };
+    const result = envelope(
+      { check, startedAt, monoMs: t0, durationMs: monoMs() - t0, measurement },
+      {},
+      { site: "cli", probe: "cli", bootId: bootId(), version: VERSION },
+    );
+    if (opts.json) console.log(JSON.stringify(result, null, 2));
+    else {
+      console.log(`${result.check} ${result.target}: ${result.status}${result.error ? ` (${result.error.code}: ${result.error.message})` : ""}`);
+      for (const [k, v] of Object.entries(result.metrics)) console.log(`  ${k} = ${v}`);
+    }
+    process.exit(result.status === "ok" || result.status === "warn" ? 0 : EXIT_FAIL);
+  });
+
+const config = program.command("config").description("config tools");
+config
+  .command("validate")
+  .description("validate a config file; prints every problem with its path")
+  .argument("<file>")
+  .action((file: string) => {
+    const r = validateConfigFile(file);
+    if (r.ok) {
+      console.log(`${file}: ok (${r.config.checks.length} checks)`);
+      return;
+    }
+    console.error(`${file}: ${r.problems.length} problem${r.problems.length === 1 ? "" : "s"}`);
+    for (const p of r.problems) console.error(`  ${p}`);
+    process.exit(EXIT_USAGE);
+  });
+
+program
+  .command("status")
+  .description("the LED panel and the last result of each check, read from the probe's database")
+  .option("-c, --config <file>", "config file (default: $NETPROBE_CONFIG)")
+  .option("--db <path>", "database path (instead of the config's store.path)")
+  .option("--json", "machine-readable output")
+  .action((opts: { config?: string; db?: string; json?: boolean }) => {
+    const db = opts.db ?? loadOrExit(opts.config).store.path;
+    process.exit(statusCommand(db, opts.json ?? false));
+  });
+
+program.addCommand(labCommand());
+program.addOption(new Option("--no-color", "no ANSI colours").hideHelp());
+
+function loadOrExit(file: string | undefined) {
+  try {
+    return loadConfig({ file, env: process.env });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`invalid config: ${err.problems.length} problem${err.problems.length === 1 ? "" : "s"}`);
+      for (const p of err.problems) console.error(`  ${p}`);
+      process.exit(EXIT_USAGE);
+    }
+    throw err;
+  }
+}
+
+function usage(message: string): never {
+  console.error(message);
+  process.exit(EXIT_USAGE);
+}
+
+await program.parseAsync(process.argv);

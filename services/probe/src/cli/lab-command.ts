@@ -1,0 +1,174 @@
+import { createInterface } from "node:readline";
+import { join } from "node:path";
+import { Command } from "commander";
+import {
+  FAULTS,
+  FAULT_NAMES,
+  HOSTS,
+  isFaultName,
+  Lab,
+  labDown,
+  labDownAll,
+  labUp,
+  listLabs,
+  type LabHost,
+} from "../../../../scripts/lab/lab.ts";
+import { formatStatus, readStatus } from "./status-command.ts";
+
+const ROOT = new URL("../../../../", import.meta.url).pathname;
+const CLI = join(ROOT, "services/probe/src/cli.ts");
+/** The lab's probe config; every target in it is a lab address. */
+export const LAB_PROBE_CONFIG = join(ROOT, "scripts/lab/probe.lab.yaml");
+/** Lab name used when none is given. */
+const DEFAULT_LAB = "nplab";
+
+/** `netprobe lab …`: the simulated branch office (root needed). */
+export function labCommand(): Command {
+  const lab = new Command("lab").description("the simulated branch office in network namespaces (root needed)");
+
+  lab
+    .command("up")
+    .description("build the lab (or repair it)")
+    .option("-n, --name <name>", "lab name", DEFAULT_LAB)
+    .action(async (o: { name: string }) => {
+      const l = await labUp({ name: o.name });
+      console.log(`lab ${l.info.name} up; broker ${l.info.brokerUrl}; state in ${l.info.dir}`);
+    });
+
+  lab
+    .command("down")
+    .description("remove the lab: processes, namespaces, files (harmless when already gone)")
+    .argument("[name]", "lab name", DEFAULT_LAB)
+    .option("--all", "remove every lab on this machine")
+    .action(async (name: string, o: { all?: boolean }) => {
+      if (o.all) console.log(`removed: ${(await labDownAll()).join(" ") || "nothing"}`);
+      else await labDown(name);
+    });
+
+  lab
+    .command("status")
+    .description("hosts, daemons and faults of every lab")
+    .action(async () => {
+      const names = listLabs();
+      if (names.length === 0) console.log("no lab");
+      for (const name of names) console.log(JSON.stringify(await Lab.load(name).status()));
+    });
+
+  lab
+    .command("fault")
+    .description(`switch a fault on or off: ${FAULT_NAMES.map((f) => `\n  ${f}: ${FAULTS[f].description}`).join("")}`)
+    .argument("<fault>")
+    .argument("<on|off>")
+    .option("-n, --name <name>", "lab name", DEFAULT_LAB)
+    .action(async (fault: string, state: string, o: { name: string }) => {
+      if (!isFaultName(fault)) fail(`unknown fault "${fault}" (known: ${FAULT_NAMES.join(", ")})`);
+      if (state !== "on" && state !== "off") fail(`expected on or off, got "${state}"`);
+      await Lab.load(o.name).fault(fault, state === "on");
+      console.log(`${fault} ${state}`);
+    });
+
+  lab
+    .command("exec")
+    .description(`run a command on a lab host (${HOSTS.join(", ")}): lab exec probe -- ping 192.0.2.1`)
+    .argument("<host>")
+    .argument("<cmd...>")
+    .option("-n, --name <name>", "lab name", DEFAULT_LAB)
+    .action((host: string, cmd: string[], o: { name: string }) => {
+      if (!(HOSTS as readonly string[]).includes(host)) fail(`unknown host "${host}" (known: ${HOSTS.join(", ")})`);
+      const child = Lab.load(o.name).spawn(host as LabHost, cmd, { stdio: "inherit" });
+      child.on("exit", (code) => process.exit(code ?? 1));
+    });
+
+  lab
+    .command("demo")
+    .description("build the lab, run the probe in it, and show the LED panel, results and what HQ receives")
+    .option("-n, --name <name>", "lab name", DEFAULT_LAB)
+    .option("--duration <s>", "stop after this many seconds (default: until Ctrl-C)")
+    .action(async (o: { name: string; duration?: string }) => demo(o.name, o.duration ? Number(o.duration) : 0));
+
+  return lab;
+}
+
+async function demo(name: string, durationS: number): Promise<void> {
+  console.log(`building lab ${name}…`);
+  const lab = await labUp({ name });
+  const db = join(lab.info.dir, "probe.db");
+  const node = process.execPath;
+  const probe = lab.spawn("probe", [node, CLI, "run", "--config", LAB_PROBE_CONFIG], {
+    env: { ...process.env, NETPROBE_STORE_PATH: db },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const hq = lab.spawn("hq", [node, join(ROOT, "test/lab/hq-subscriber.ts"), "mqtt://127.0.0.1:1883", "demo-hq", "0"], {
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  const received: string[] = [];
+  const probeLog: string[] = [];
+  createInterface({ input: hq.stdout! }).on("line", (line) => {
+    try {
+      const m = JSON.parse(line) as { topic?: string; retain?: boolean; payload?: Record<string, unknown> };
+      if (!m.topic) return;
+      const p = m.payload ?? {};
+      const what =
+        m.topic.endsWith("/state") ? String(p.state)
+        : m.topic.includes("/results/") ? `${String(p.status)} seq=${String(p.seq)}`
+        : m.topic.endsWith("/events") ? `${String(p.area)} ${String(p.from)}→${String(p.to)}: ${String(p.reason)}`
+        : m.topic.endsWith("/health") ? "areas updated"
+        : "";
+      received.push(`${new Date().toISOString().slice(11, 19)} ${m.topic.replace(/^netprobe\/v1\/[^/]+\/[^/]+\//, "")}${m.retain ? " (retained)" : ""} ${what}`);
+      if (received.length > 12) received.shift();
+    } catch {
+      /* a partial line: ignore */
+    }
+  });
+  createInterface({ input: probe.stderr! }).on("line", (line) => {
+    probeLog.push(line);
+    if (probeLog.length > 3) probeLog.shift();
+  });
+
+  const tty = process.stdout.isTTY;
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(timer);
+    probe.kill("SIGTERM");
+    await new Promise((r) => probe.once("exit", r).once("error", r));
+    hq.kill("SIGTERM");
+    await lab.down();
+    console.log(`\nlab ${name} removed`);
+    process.exit(0);
+  };
+  const draw = () => {
+    const lines = [
+      `netprobe lab demo — lab ${name}; faults: ${FAULT_NAMES.map((f) => `${f}${lab.info.faults[f] ? " ON" : ""}`).join(", ")}`,
+      `  (in another terminal: netprobe lab fault gateway-down on|off ${name === DEFAULT_LAB ? "" : `-n ${name}`})`,
+      "",
+      "LED panel and last results (from the probe's database):",
+    ];
+    try {
+      lines.push(...formatStatus(readStatus(db), Date.now(), tty).map((l) => `  ${l}`));
+    } catch {
+      lines.push("  (probe starting…)");
+    }
+    lines.push("", "Headquarters receives (MQTT, subscriber in the hq namespace):", ...received.map((l) => `  ${l}`));
+    if (probe.exitCode !== null) lines.push("", `probe exited with ${probe.exitCode}:`, ...probeLog);
+    if (tty) process.stdout.write(`\x1b[H\x1b[2J${lines.join("\n")}\n`);
+    else console.log(lines.join("\n") + "\n");
+    // Faults are switched from another process: pick them up from the lab's state file.
+    try {
+      lab.info.faults = Lab.load(name).info.faults;
+    } catch {
+      /* lab going down */
+    }
+  };
+  const timer = setInterval(draw, tty ? 500 : 5000);
+  process.once("SIGINT", () => void stop());
+  process.once("SIGTERM", () => void stop());
+  if (durationS > 0) setTimeout(() => void stop(), durationS * 1000);
+  await new Promise(() => undefined);
+}
+
+function fail(message: string): never {
+  console.error(message);
+  process.exit(2);
+}

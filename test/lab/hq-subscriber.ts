@@ -1,0 +1,29 @@
+// Headquarters in a test: subscribes to every netprobe topic on the lab broker and prints one JSON
+// line per message ({topic, retain, qos, payload}); runs inside the lab's hq namespace.
+// A persistent session (clean=false, fixed client id) keeps QoS 1 messages queued at the broker
+// while this subscriber or the broker itself is restarting.
+import mqtt from "mqtt";
+
+const [url = "mqtt://127.0.0.1:1883", clientId = `hq-${process.pid}`, persistent = "1"] = process.argv.slice(2);
+const client = mqtt.connect(url, {
+  clientId,
+  clean: persistent !== "1",
+  protocolVersion: 5,
+  properties: persistent === "1" ? { sessionExpiryInterval: 3600 } : {},
+  reconnectPeriod: 300,
+});
+client.on("connect", (ack) => {
+  if (!ack.sessionPresent) client.subscribe("netprobe/#", { qos: 1 });
+  process.stdout.write(JSON.stringify({ connected: true, session_present: ack.sessionPresent }) + "\n");
+});
+client.on("message", (topic, payload, packet) => {
+  let body: unknown;
+  try {
+    body = JSON.parse(payload.toString("utf8"));
+  } catch {
+    body = payload.toString("utf8");
+  }
+  process.stdout.write(JSON.stringify({ topic, retain: packet.retain, qos: packet.qos, payload: body }) + "\n");
+});
+client.on("error", (err) => process.stderr.write(`subscriber: ${err.message}\n`));
+process.on("SIGTERM", () => client.end(false, {}, () => process.exit(0)));
