@@ -11,7 +11,7 @@ export interface StatusReport {
   db: string;
   health: HealthPayload | null;
   outbox: { rows: number; bytes: number; oldest_age_s: number | null; evicted: number };
-  checks: Array<Pick<ResultPayload, "check" | "kind" | "area" | "target" | "status" | "started_at" | "metrics" | "error">>;
+  checks: Array<Pick<ResultPayload, "check" | "seq" | "kind" | "area" | "target" | "status" | "started_at" | "metrics" | "error">>;
 }
 
 /** Reads the probe's database (running or stopped) into a status report. */
@@ -33,6 +33,7 @@ export function readStatus(db: string): StatusReport {
         const r = summary as ResultPayload;
         return {
           check: r.check,
+          seq: r.seq,
           kind: r.kind,
           area: r.area,
           target: r.target,

@@ -1,5 +1,9 @@
-import { Type, type Static } from "@sinclair/typebox";
+import { FormatRegistry, Type, type Static } from "@sinclair/typebox";
 import { AREAS } from "../checks/check.ts";
+
+// TypeBox validates formats only once they are registered; RFC 3339 date-time as in JSON Schema.
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+if (!FormatRegistry.Has("date-time")) FormatRegistry.Set("date-time", (v) => RFC3339.test(v) && !Number.isNaN(Date.parse(v)));
 
 /** Version of every MQTT payload's shape; bumped on any incompatible change. */
 export const SCHEMA_VERSION = 1;
