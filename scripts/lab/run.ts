@@ -46,7 +46,8 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
     child.on("close", (code, signal) => {
       clearTimeout(timer);
       if (spawnError) resolve({ code: 127, stdout, stderr: `${stderr}${spawnError.message}\n` });
-      else if (timedOut) resolve({ code: 124, stdout, stderr: `${stderr}timed out after ${opts.timeoutMs}ms\n` });
+      else if (timedOut)
+        resolve({ code: 124, stdout, stderr: `${stderr}timed out after ${opts.timeoutMs}ms\n` });
       else resolve({ code: code ?? 128 + signalNumber(signal), stdout, stderr });
     });
   });
@@ -55,7 +56,8 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
 /** Runs argv and returns its stdout; throws an error naming the command and its stderr if it fails. */
 export async function runOk(argv: readonly string[], opts: RunOptions = {}): Promise<string> {
   const r = await run(argv, opts);
-  if (r.code !== 0) throw new Error(`\`${argv.join(" ")}\` exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+  if (r.code !== 0)
+    throw new Error(`\`${argv.join(" ")}\` exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
   return r.stdout;
 }
 
