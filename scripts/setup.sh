@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NODE_MAJOR=22
 APT_PACKAGES=(
   ca-certificates iproute2 nftables iputils-ping dnsmasq-base mosquitto mosquitto-clients
-  libpcap-dev python3 make g++ procps psmisc kmod
+  libpcap-dev python3 make g++ procps psmisc kmod dnsutils udhcpc
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

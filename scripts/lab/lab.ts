@@ -296,6 +296,7 @@ export function labDownSync(name: string): void {
     sleepSync(50);
   }
   for (const ns of namespaces) {
+    rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
     const r = runSync(["ip", "netns", "del", ns]);
     if (r.code !== 0 && namespaceExists(ns))
       throw new Error(`could not delete namespace ${ns}: ${r.stderr.trim()}`);

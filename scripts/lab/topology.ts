@@ -1,3 +1,4 @@
+import { mkdirSync, writeFileSync } from "node:fs";
 import { runOk, run } from "./run.ts";
 
 // The simulated branch office, wire by wire. Every command here is `ip -n <ns>` or
@@ -79,6 +80,10 @@ export async function buildTopology(ns: LabNamespaces, opts: TopologyOptions): P
   const existing = new Set(await listNamespaces());
   for (const host of HOSTS) {
     if (!existing.has(ns[host])) await runOk(["ip", "netns", "add", ns[host]]);
+    // `ip netns exec` bind-mounts /etc/netns/<ns>/resolv.conf over /etc/resolv.conf, so a name
+    // lookup inside the lab asks the lab's gateway, never the host's resolver.
+    mkdirSync(`/etc/netns/${ns[host]}`, { recursive: true });
+    writeFileSync(`/etc/netns/${ns[host]}/resolv.conf`, `nameserver ${ADDR.gwLan4}\noptions timeout:1 attempts:1\n`);
     await ip(ns[host], "link", "set", "lo", "up");
     // No IPv6 DAD on the lab's links (set before they exist, so new interfaces inherit it): until
     // a link-local address has passed DAD the kernel sends no neighbour solicitation for forwarded

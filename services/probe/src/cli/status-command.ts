@@ -16,7 +16,7 @@ export interface StatusReport {
 
 /** Reads the probe's database (running or stopped) into a status report. */
 export function readStatus(db: string): StatusReport {
-  const store = new Store(db, { maxRows: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER });
+  const store = new Store(db, { maxRows: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER, readOnly: true });
   store.open();
   try {
     const s = store.stats();
