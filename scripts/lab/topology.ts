@@ -83,7 +83,10 @@ export async function buildTopology(ns: LabNamespaces, opts: TopologyOptions): P
     // `ip netns exec` bind-mounts /etc/netns/<ns>/resolv.conf over /etc/resolv.conf, so a name
     // lookup inside the lab asks the lab's gateway, never the host's resolver.
     mkdirSync(`/etc/netns/${ns[host]}`, { recursive: true });
-    writeFileSync(`/etc/netns/${ns[host]}/resolv.conf`, `nameserver ${ADDR.gwLan4}\noptions timeout:1 attempts:1\n`);
+    writeFileSync(
+      `/etc/netns/${ns[host]}/resolv.conf`,
+      `nameserver ${ADDR.gwLan4}\noptions timeout:1 attempts:1\n`,
+    );
     await ip(ns[host], "link", "set", "lo", "up");
     // No IPv6 DAD on the lab's links (set before they exist, so new interfaces inherit it): until
     // a link-local address has passed DAD the kernel sends no neighbour solicitation for forwarded

@@ -4,7 +4,8 @@
 // while this subscriber or the broker itself is restarting.
 import mqtt from "mqtt";
 
-const [url = "mqtt://127.0.0.1:1883", clientId = `hq-${process.pid}`, persistent = "1"] = process.argv.slice(2);
+const [url = "mqtt://127.0.0.1:1883", clientId = `hq-${process.pid}`, persistent = "1"] =
+  process.argv.slice(2);
 const client = mqtt.connect(url, {
   clientId,
   clean: persistent !== "1",
@@ -23,7 +24,9 @@ client.on("message", (topic, payload, packet) => {
   } catch {
     body = payload.toString("utf8");
   }
-  process.stdout.write(JSON.stringify({ topic, retain: packet.retain, qos: packet.qos, payload: body }) + "\n");
+  process.stdout.write(
+    JSON.stringify({ topic, retain: packet.retain, qos: packet.qos, payload: body }) + "\n",
+  );
 });
 client.on("error", (err) => process.stderr.write(`subscriber: ${err.message}\n`));
 process.on("SIGTERM", () => client.end(false, {}, () => process.exit(0)));

@@ -5,7 +5,15 @@ import { Value } from "@sinclair/typebox/value";
 import { describe, expect, it } from "vitest";
 import { HealthPayload, ResultPayload, StatePayload } from "../../services/probe/src/contract/payloads.ts";
 import { useLab } from "./lab-fixture.ts";
-import { exited, probeDb, probeStatus, startHq, startProbe, uniqueResults, waitFor } from "./probe-harness.ts";
+import {
+  exited,
+  probeDb,
+  probeStatus,
+  startHq,
+  startProbe,
+  uniqueResults,
+  waitFor,
+} from "./probe-harness.ts";
 
 // From scripts/lab/probe.lab.yaml: checks every 2 s, red after 2 failing runs.
 const INTERVAL_MS = 2000;
@@ -21,7 +29,9 @@ describe("probe in the branch office", () => {
     await waitFor("subscriber connected", 10_000, () => hq.connected());
     const t0 = Date.now();
     probe = startProbe(lab());
-    const result = await waitFor("an icmp result at HQ", 10_000, () => hq.on("results/").find((m) => m.payload.kind === "icmp"));
+    const result = await waitFor("an icmp result at HQ", 10_000, () =>
+      hq.on("results/").find((m) => m.payload.kind === "icmp"),
+    );
     await waitFor("health at HQ", 10_000 - (Date.now() - t0), () => hq.on("health").length > 0);
     const elapsed = Date.now() - t0;
     expect(elapsed).toBeLessThan(10_000);
@@ -51,7 +61,9 @@ describe("probe in the branch office", () => {
       return a?.lan?.state === "failing" && a.wan?.state === "failing";
     });
     const redAfterMs = Date.now() - t0;
-    console.log(`gateway-down → LAN/WAN red after ${redAfterMs} ms (bound: ${(FAIL_AFTER + 1) * INTERVAL_MS} ms + timeout)`);
+    console.log(
+      `gateway-down → LAN/WAN red after ${redAfterMs} ms (bound: ${(FAIL_AFTER + 1) * INTERVAL_MS} ms + timeout)`,
+    );
     await lab().fault("gateway-down", false);
 
     const toRed = await waitFor("events lan→failing at HQ", 30_000, () =>
@@ -61,11 +73,15 @@ describe("probe in the branch office", () => {
     await waitFor("a health at HQ saying lan and wan are failing", 10_000, () =>
       hq.on("health").find((m) => {
         const areas = m.payload.areas as Record<string, { state: string; led: string }>;
-        return areas.lan?.state === "failing" && areas.wan?.state === "failing" && areas.lan.led.startsWith("red");
+        return (
+          areas.lan?.state === "failing" && areas.wan?.state === "failing" && areas.lan.led.startsWith("red")
+        );
       }),
     );
     await waitFor("lan back to ok at HQ", 20_000, () =>
-      hq.on("events").find((m) => m.payload.area === "lan" && m.payload.from === "failing" && m.payload.to === "ok"),
+      hq
+        .on("events")
+        .find((m) => m.payload.area === "lan" && m.payload.from === "failing" && m.payload.to === "ok"),
     );
   });
 
@@ -77,10 +93,14 @@ describe("probe in the branch office", () => {
     await lab().fault("broker-down", false);
     await waitFor("outbox drained", 30_000, () => probeStatus(lab()).outbox.rows === 0);
     const maxSeq = Math.max(...probeStatus(lab()).checks.map((c) => c.seq));
-    await waitFor(`seq ${maxSeq} at HQ`, 10_000, () => uniqueResults(hq.messages).some((r) => r.seq >= maxSeq));
+    await waitFor(`seq ${maxSeq} at HQ`, 10_000, () =>
+      uniqueResults(hq.messages).some((r) => r.seq >= maxSeq),
+    );
 
     const results = uniqueResults(hq.messages);
-    console.log(`broker-down 60 s: ${queued} rows queued, ${results.length - before} results delivered after`);
+    console.log(
+      `broker-down 60 s: ${queued} rows queued, ${results.length - before} results delivered after`,
+    );
     expect(queued).toBeGreaterThan(60); // ~90 results + events/health while the broker was away
     const seqs = results.map((r) => r.seq).sort((a, b) => a - b);
     // Each seq exactly once after dropping duplicate ids, and no gap from the first to the last.
@@ -117,7 +137,9 @@ describe("probe in the branch office", () => {
     probe = startProbe(lab());
     await waitFor("outbox drained after the kills", 30_000, () => probeStatus(lab()).outbox.rows === 0);
     const committed = Math.max(...probeStatus(lab()).checks.map((c) => c.seq));
-    await waitFor(`seq ${committed} at HQ`, 10_000, () => uniqueResults(hq.messages).some((r) => r.seq >= committed));
+    await waitFor(`seq ${committed} at HQ`, 10_000, () =>
+      uniqueResults(hq.messages).some((r) => r.seq >= committed),
+    );
     const seqs = new Set(uniqueResults(hq.messages).map((r) => r.seq));
     const missing = [];
     for (let s = 1; s <= committed; s++) if (!seqs.has(s)) missing.push(s);

@@ -38,7 +38,8 @@ export function startProbe(lab: Lab, env: Record<string, string> = {}): ChildPro
 /** Waits for a child to exit; returns its exit code (or signal name) and how long it took. */
 export async function exited(child: ChildProcess): Promise<{ code: number | string; ms: number }> {
   const t0 = Date.now();
-  if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode ?? child.signalCode!, ms: 0 };
+  if (child.exitCode !== null || child.signalCode !== null)
+    return { code: child.exitCode ?? child.signalCode!, ms: 0 };
   return new Promise((resolve) =>
     child.once("exit", (code, sig) => resolve({ code: code ?? sig ?? -1, ms: Date.now() - t0 })),
   );
@@ -51,7 +52,13 @@ export function startHq(lab: Lab, clientId: string, persistent: boolean) {
   let connected = false;
   const child = lab.spawn(
     "hq",
-    [process.execPath, join(ROOT, "test/lab/hq-subscriber.ts"), "mqtt://127.0.0.1:1883", clientId, persistent ? "1" : "0"],
+    [
+      process.execPath,
+      join(ROOT, "test/lab/hq-subscriber.ts"),
+      "mqtt://127.0.0.1:1883",
+      clientId,
+      persistent ? "1" : "0",
+    ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   createInterface({ input: child.stdout! }).on("line", (line) => {
@@ -76,7 +83,11 @@ export function startHq(lab: Lab, clientId: string, persistent: boolean) {
 }
 
 /** Polls until `fn` returns a truthy value or the time is up; returns the value or throws with `what`. */
-export async function waitFor<T>(what: string, timeoutMs: number, fn: () => T | undefined | false): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  fn: () => T | undefined | false,
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     let v: T | undefined | false;
@@ -97,7 +108,9 @@ export function probeStatus(lab: Lab): StatusReport {
 }
 
 /** Result messages deduplicated by id, in arrival order. */
-export function uniqueResults(messages: readonly Received[]): Array<Record<string, unknown> & { seq: number; check: string; id: string }> {
+export function uniqueResults(
+  messages: readonly Received[],
+): Array<Record<string, unknown> & { seq: number; check: string; id: string }> {
   const seen = new Set<string>();
   const out = [];
   for (const m of messages) {

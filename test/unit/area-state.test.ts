@@ -13,7 +13,13 @@ function tracker(failAfter = 3, recoverAfter = 2) {
   );
   let n = 0;
   const feed = (check: string, status: Status) =>
-    t.update({ check, area: check === "gw" ? "lan" : "wan", status, resultId: `r${++n}`, reason: `${check} ${status}` });
+    t.update({
+      check,
+      area: check === "gw" ? "lan" : "wan",
+      status,
+      resultId: `r${++n}`,
+      reason: `${check} ${status}`,
+    });
   return { t, feed };
 }
 
@@ -43,7 +49,13 @@ describe("area state with hysteresis", () => {
     expect(t.snapshot().lan.state).toBe("ok");
     const tr = feed("gw", "error");
     expect(tr).toHaveLength(1);
-    expect(tr[0]).toMatchObject({ area: "lan", from: "ok", to: "failing", reason: "gw error", resultId: "r7" });
+    expect(tr[0]).toMatchObject({
+      area: "lan",
+      from: "ok",
+      to: "failing",
+      reason: "gw error",
+      resultId: "r7",
+    });
   });
 
   it("needs recover_after ok runs to go green again", () => {

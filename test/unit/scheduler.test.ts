@@ -66,13 +66,24 @@ describe("scheduler", () => {
   it("turns a throwing check into an error result instead of crashing", async () => {
     const throws = kind(() => Promise.reject(new Error("bug")));
     const runs = await runFor([scheduled("t", throws, 10_000, 100)], 100);
-    expect(runs[0]?.measurement).toEqual({ status: "error", metrics: {}, error: { code: "internal", message: "bug" } });
+    expect(runs[0]?.measurement).toEqual({
+      status: "error",
+      metrics: {},
+      error: { code: "internal", message: "bug" },
+    });
   });
 
   it("runNow starts a check outside its schedule", async () => {
     const runs: Run[] = [];
     const s = new Scheduler(
-      [scheduled("a", kind(() => Promise.resolve(ok)), 60_000, 100)],
+      [
+        scheduled(
+          "a",
+          kind(() => Promise.resolve(ok)),
+          60_000,
+          100,
+        ),
+      ],
       { log: silentLogger() },
       (r) => runs.push(r),
       silentLogger(),

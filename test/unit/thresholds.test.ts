@@ -22,9 +22,17 @@ describe("thresholds", () => {
   });
 
   it("never turns a failed or errored run into a better one", () => {
-    const failed = { status: "fail" as const, metrics: { loss_pct: 100 }, error: { code: "timeout", message: "x" } };
+    const failed = {
+      status: "fail" as const,
+      metrics: { loss_pct: 100 },
+      error: { code: "timeout", message: "x" },
+    };
     expect(applyThresholds(failed, { loss_pct: { warn: 1000 } }).status).toBe("fail");
-    const errored = { status: "error" as const, metrics: { rtt_avg_ms: 1 }, error: { code: "no_permission", message: "x" } };
+    const errored = {
+      status: "error" as const,
+      metrics: { rtt_avg_ms: 1 },
+      error: { code: "no_permission", message: "x" },
+    };
     expect(applyThresholds(errored, { rtt_avg_ms: { fail: 0 } })).toBe(errored);
   });
 });

@@ -27,7 +27,11 @@ program
   .action(async (opts: { config?: string }) => {
     const config = loadOrExit(opts.config);
     const log = createLogger(config.log_level);
-    const service = new ProbeService(config, log, config.leds.backend === "terminal" ? new TerminalPanel() : undefined);
+    const service = new ProbeService(
+      config,
+      log,
+      config.leds.backend === "terminal" ? new TerminalPanel() : undefined,
+    );
     try {
       service.start();
     } catch (err) {
@@ -56,36 +60,59 @@ program
   .option("-o, --option <key=value...>", "check option, repeatable (e.g. -o count=10)")
   .option("--timeout <ms>", "timeout in ms", "10000")
   .option("--json", "print the result envelope as JSON")
-  .action(async (kindName: string, opts: { target: string; option?: string[]; timeout: string; json?: boolean }) => {
-    const kind = checkKind(kindName);
-    if (!kind) usage(`unknown check kind "${kindName}" (known: ${Object.keys(CHECK_KINDS).join(", ")})`);
-    const raw: Record<string, unknown> = {};
-    for (const kv of opts.option ?? []) {
-      const eq = kv.indexOf("=");
-      if (eq < 1) usage(`--option ${kv}: expected key=value`);
-      const v = kv.slice(eq + 1);
-      raw[kv.slice(0, eq)] = v !== "" && !Number.isNaN(Number(v)) ? Number(v) : v;
-    }
-    const options = Value.Default(kind.options, raw);
-    const problems = [...Value.Errors(kind.options, options)].map((e) => `options${e.path.replaceAll("/", ".")}: ${e.message}`);
-    if (problems.length > 0) usage(problems.join("\n"));
-    const timeoutMs = Number(opts.timeout);
-    const startedAt = new Date();
-    const t0 = monoMs();
-    const measurement = await kind.run(opts.target, options as never, { log: silentLogger() }, AbortSignal.timeout(timeoutMs));
-    const check = { name: kind.kind, kind, target: opts.target, area: kind.defaultArea, intervalMs: 0, timeoutMs, jitter: 0, options };
-    const result = envelope(
-      { check, startedAt, monoMs: t0, durationMs: monoMs() - t0, measurement },
-      {},
-      { site: "cli", probe: "cli", bootId: bootId(), version: VERSION },
-    );
-    if (opts.json) console.log(JSON.stringify(result, null, 2));
-    else {
-      console.log(`${result.check} ${result.target}: ${result.status}${result.error ? ` (${result.error.code}: ${result.error.message})` : ""}`);
-      for (const [k, v] of Object.entries(result.metrics)) console.log(`  ${k} = ${v}`);
-    }
-    process.exit(result.status === "ok" || result.status === "warn" ? 0 : EXIT_FAIL);
-  });
+  .action(
+    async (
+      kindName: string,
+      opts: { target: string; option?: string[]; timeout: string; json?: boolean },
+    ) => {
+      const kind = checkKind(kindName);
+      if (!kind) usage(`unknown check kind "${kindName}" (known: ${Object.keys(CHECK_KINDS).join(", ")})`);
+      const raw: Record<string, unknown> = {};
+      for (const kv of opts.option ?? []) {
+        const eq = kv.indexOf("=");
+        if (eq < 1) usage(`--option ${kv}: expected key=value`);
+        const v = kv.slice(eq + 1);
+        raw[kv.slice(0, eq)] = v !== "" && !Number.isNaN(Number(v)) ? Number(v) : v;
+      }
+      const options = Value.Default(kind.options, raw);
+      const problems = [...Value.Errors(kind.options, options)].map(
+        (e) => `options${e.path.replaceAll("/", ".")}: ${e.message}`,
+      );
+      if (problems.length > 0) usage(problems.join("\n"));
+      const timeoutMs = Number(opts.timeout);
+      const startedAt = new Date();
+      const t0 = monoMs();
+      const measurement = await kind.run(
+        opts.target,
+        options,
+        { log: silentLogger() },
+        AbortSignal.timeout(timeoutMs),
+      );
+      const check = {
+        name: kind.kind,
+        kind,
+        target: opts.target,
+        area: kind.defaultArea,
+        intervalMs: 0,
+        timeoutMs,
+        jitter: 0,
+        options,
+      };
+      const result = envelope(
+        { check, startedAt, monoMs: t0, durationMs: monoMs() - t0, measurement },
+        {},
+        { site: "cli", probe: "cli", bootId: bootId(), version: VERSION },
+      );
+      if (opts.json) console.log(JSON.stringify(result, null, 2));
+      else {
+        console.log(
+          `${result.check} ${result.target}: ${result.status}${result.error ? ` (${result.error.code}: ${result.error.message})` : ""}`,
+        );
+        for (const [k, v] of Object.entries(result.metrics)) console.log(`  ${k} = ${v}`);
+      }
+      process.exit(result.status === "ok" || result.status === "warn" ? 0 : EXIT_FAIL);
+    },
+  );
 
 const config = program.command("config").description("config tools");
 config

@@ -5,7 +5,10 @@ export type Logger = pino.Logger;
 
 /** Creates the service logger; `level` comes from config or NETPROBE_LOG_LEVEL. */
 export function createLogger(level: string = process.env.NETPROBE_LOG_LEVEL ?? "info"): Logger {
-  return pino({ level, base: { svc: "netprobe" }, redact: ["*.password", "*.key", "password", "key"] }, pino.destination(2));
+  return pino(
+    { level, base: { svc: "netprobe" }, redact: ["*.password", "*.key", "password", "key"] },
+    pino.destination(2),
+  );
 }
 
 /** A logger that discards everything, for tests and one-shot CLI runs. */

@@ -47,7 +47,11 @@ export class ProbeService {
   /** Opens the store, connects the uplink and starts probing. Throws only on a broken store. */
   start(): void {
     const c = this.#config;
-    const store = new Store(c.store.path, { maxRows: c.store.max_rows, maxBytes: c.store.max_bytes }, this.#log);
+    const store = new Store(
+      c.store.path,
+      { maxRows: c.store.max_rows, maxBytes: c.store.max_bytes },
+      this.#log,
+    );
     store.open();
     this.#store = store;
 
@@ -67,7 +71,10 @@ export class ProbeService {
           options: ch.options,
         };
       });
-    this.#tracker = new AreaTracker(checks, { failAfter: c.areas.fail_after, recoverAfter: c.areas.recover_after });
+    this.#tracker = new AreaTracker(checks, {
+      failAfter: c.areas.fail_after,
+      recoverAfter: c.areas.recover_after,
+    });
 
     const b = c.broker;
     this.#uplink = new MqttUplink(
@@ -99,7 +106,10 @@ export class ProbeService {
     this.#scheduler.start();
     // Blink patterns depend on time (a failure blinks for 5 minutes), so the panel is refreshed.
     this.#ledTimer = setInterval(() => this.#showLeds(), 1000);
-    this.#log.info({ checks: checks.length, site: c.site, probe: c.probe, version: VERSION }, "netprobe started");
+    this.#log.info(
+      { checks: checks.length, site: c.site, probe: c.probe, version: VERSION },
+      "netprobe started",
+    );
   }
 
   /** Runs a check (or all) now; returns the names started. */

@@ -24,7 +24,9 @@ const DEFAULT_LAB = "nplab";
 
 /** `netprobe lab …`: the simulated branch office (root needed). */
 export function labCommand(): Command {
-  const lab = new Command("lab").description("the simulated branch office in network namespaces (root needed)");
+  const lab = new Command("lab").description(
+    "the simulated branch office in network namespaces (root needed)",
+  );
 
   lab
     .command("up")
@@ -56,7 +58,9 @@ export function labCommand(): Command {
 
   lab
     .command("fault")
-    .description(`switch a fault on or off: ${FAULT_NAMES.map((f) => `\n  ${f}: ${FAULTS[f].description}`).join("")}`)
+    .description(
+      `switch a fault on or off: ${FAULT_NAMES.map((f) => `\n  ${f}: ${FAULTS[f].description}`).join("")}`,
+    )
     .argument("<fault>")
     .argument("<on|off>")
     .option("-n, --name <name>", "lab name", DEFAULT_LAB)
@@ -74,7 +78,8 @@ export function labCommand(): Command {
     .argument("<cmd...>")
     .option("-n, --name <name>", "lab name", DEFAULT_LAB)
     .action((host: string, cmd: string[], o: { name: string }) => {
-      if (!(HOSTS as readonly string[]).includes(host)) fail(`unknown host "${host}" (known: ${HOSTS.join(", ")})`);
+      if (!(HOSTS as readonly string[]).includes(host))
+        fail(`unknown host "${host}" (known: ${HOSTS.join(", ")})`);
       const child = Lab.load(o.name).spawn(host as LabHost, cmd, { stdio: "inherit" });
       child.on("exit", (code) => process.exit(code ?? 1));
     });
@@ -84,7 +89,9 @@ export function labCommand(): Command {
     .description("build the lab, run the probe in it, and show the LED panel, results and what HQ receives")
     .option("-n, --name <name>", "lab name", DEFAULT_LAB)
     .option("--duration <s>", "stop after this many seconds (default: until Ctrl-C)")
-    .action(async (o: { name: string; duration?: string }) => demo(o.name, o.duration ? Number(o.duration) : 0));
+    .action(async (o: { name: string; duration?: string }) =>
+      demo(o.name, o.duration ? Number(o.duration) : 0),
+    );
 
   return lab;
 }
@@ -98,9 +105,13 @@ async function demo(name: string, durationS: number): Promise<void> {
     env: { ...process.env, NETPROBE_STORE_PATH: db },
     stdio: ["ignore", "ignore", "pipe"],
   });
-  const hq = lab.spawn("hq", [node, join(ROOT, "test/lab/hq-subscriber.ts"), "mqtt://127.0.0.1:1883", "demo-hq", "0"], {
-    stdio: ["ignore", "pipe", "ignore"],
-  });
+  const hq = lab.spawn(
+    "hq",
+    [node, join(ROOT, "test/lab/hq-subscriber.ts"), "mqtt://127.0.0.1:1883", "demo-hq", "0"],
+    {
+      stdio: ["ignore", "pipe", "ignore"],
+    },
+  );
   const received: string[] = [];
   const probeLog: string[] = [];
   createInterface({ input: hq.stdout! }).on("line", (line) => {
@@ -108,13 +119,18 @@ async function demo(name: string, durationS: number): Promise<void> {
       const m = JSON.parse(line) as { topic?: string; retain?: boolean; payload?: Record<string, unknown> };
       if (!m.topic) return;
       const p = m.payload ?? {};
-      const what =
-        m.topic.endsWith("/state") ? String(p.state)
-        : m.topic.includes("/results/") ? `${String(p.status)} seq=${String(p.seq)}`
-        : m.topic.endsWith("/events") ? `${String(p.area)} ${String(p.from)}→${String(p.to)}: ${String(p.reason)}`
-        : m.topic.endsWith("/health") ? "areas updated"
-        : "";
-      received.push(`${new Date().toISOString().slice(11, 19)} ${m.topic.replace(/^netprobe\/v1\/[^/]+\/[^/]+\//, "")}${m.retain ? " (retained)" : ""} ${what}`);
+      const what = m.topic.endsWith("/state")
+        ? String(p.state)
+        : m.topic.includes("/results/")
+          ? `${String(p.status)} seq=${String(p.seq)}`
+          : m.topic.endsWith("/events")
+            ? `${String(p.area)} ${String(p.from)}→${String(p.to)}: ${String(p.reason)}`
+            : m.topic.endsWith("/health")
+              ? "areas updated"
+              : "";
+      received.push(
+        `${new Date().toISOString().slice(11, 19)} ${m.topic.replace(/^netprobe\/v1\/[^/]+\/[^/]+\//, "")}${m.retain ? " (retained)" : ""} ${what}`,
+      );
       if (received.length > 12) received.shift();
     } catch {
       /* a partial line: ignore */
@@ -150,7 +166,11 @@ async function demo(name: string, durationS: number): Promise<void> {
     } catch {
       lines.push("  (probe starting…)");
     }
-    lines.push("", "Headquarters receives (MQTT, subscriber in the hq namespace):", ...received.map((l) => `  ${l}`));
+    lines.push(
+      "",
+      "Headquarters receives (MQTT, subscriber in the hq namespace):",
+      ...received.map((l) => `  ${l}`),
+    );
     if (probe.exitCode !== null) lines.push("", `probe exited with ${probe.exitCode}:`, ...probeLog);
     if (tty) process.stdout.write(`\x1b[H\x1b[2J${lines.join("\n")}\n`);
     else console.log(lines.join("\n") + "\n");

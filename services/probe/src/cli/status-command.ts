@@ -11,12 +11,21 @@ export interface StatusReport {
   db: string;
   health: HealthPayload | null;
   outbox: { rows: number; bytes: number; oldest_age_s: number | null; evicted: number };
-  checks: Array<Pick<ResultPayload, "check" | "seq" | "kind" | "area" | "target" | "status" | "started_at" | "metrics" | "error">>;
+  checks: Array<
+    Pick<
+      ResultPayload,
+      "check" | "seq" | "kind" | "area" | "target" | "status" | "started_at" | "metrics" | "error"
+    >
+  >;
 }
 
 /** Reads the probe's database (running or stopped) into a status report. */
 export function readStatus(db: string): StatusReport {
-  const store = new Store(db, { maxRows: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER, readOnly: true });
+  const store = new Store(db, {
+    maxRows: Number.MAX_SAFE_INTEGER,
+    maxBytes: Number.MAX_SAFE_INTEGER,
+    readOnly: true,
+  });
   store.open();
   try {
     const s = store.stats();
@@ -50,12 +59,18 @@ export function readStatus(db: string): StatusReport {
 }
 
 /** The panel as LED looks, from a health snapshot. */
-export function ledsOf(health: HealthPayload | null, now: number, uplinkQueued: boolean): Partial<Record<Area | "status", LedLook>> {
+export function ledsOf(
+  health: HealthPayload | null,
+  now: number,
+  uplinkQueued: boolean,
+): Partial<Record<Area | "status", LedLook>> {
   const leds: Partial<Record<Area | "status", LedLook>> = {};
   for (const [area, h] of Object.entries(health?.areas ?? {})) {
     leds[area as Area] = areaLook(h.state, Date.parse(h.since), now);
   }
-  leds.status = uplinkQueued ? { colour: "amber", pattern: "fast-blink" } : { colour: "green", pattern: "heartbeat" };
+  leds.status = uplinkQueued
+    ? { colour: "amber", pattern: "fast-blink" }
+    : { colour: "green", pattern: "heartbeat" };
   return leds;
 }
 
@@ -77,7 +92,9 @@ export function formatStatus(r: StatusReport, now: number, colour: boolean): str
       .slice(0, 4)
       .map(([k, v]) => `${k}=${Math.round(v * 1000) / 1000}`)
       .join(" ");
-    lines.push(`  ${c.check.padEnd(16)} ${c.status.padEnd(5)} ${c.started_at}  ${m}${c.error ? `  ${c.error.code}` : ""}`);
+    lines.push(
+      `  ${c.check.padEnd(16)} ${c.status.padEnd(5)} ${c.started_at}  ${m}${c.error ? `  ${c.error.code}` : ""}`,
+    );
   }
   return lines;
 }

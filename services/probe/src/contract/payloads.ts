@@ -3,7 +3,8 @@ import { AREAS } from "../checks/check.ts";
 
 // TypeBox validates formats only once they are registered; RFC 3339 date-time as in JSON Schema.
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
-if (!FormatRegistry.Has("date-time")) FormatRegistry.Set("date-time", (v) => RFC3339.test(v) && !Number.isNaN(Date.parse(v)));
+if (!FormatRegistry.Has("date-time"))
+  FormatRegistry.Set("date-time", (v) => RFC3339.test(v) && !Number.isNaN(Date.parse(v)));
 
 /** Version of every MQTT payload's shape; bumped on any incompatible change. */
 export const SCHEMA_VERSION = 1;
@@ -13,7 +14,12 @@ const AreaName = Type.Union(
   AREAS.map((a) => Type.Literal(a)),
   { description: "network area" },
 );
-const StatusName = Type.Union([Type.Literal("ok"), Type.Literal("warn"), Type.Literal("fail"), Type.Literal("error")]);
+const StatusName = Type.Union([
+  Type.Literal("ok"),
+  Type.Literal("warn"),
+  Type.Literal("fail"),
+  Type.Literal("error"),
+]);
 
 /** Area state: `unknown` until the first verdict, `off` when no check is configured for it. */
 export const AreaStateName = Type.Union([
@@ -38,8 +44,13 @@ export const ResultPayload = Type.Object(
     kind: Type.String(),
     area: AreaName,
     target: Type.String(),
-    started_at: Type.String({ format: "date-time", description: "wall clock at start (may be wrong before NTP sync)" }),
-    boot_id: Type.String({ description: "kernel boot id; with mono_ms orders results without a trusted clock" }),
+    started_at: Type.String({
+      format: "date-time",
+      description: "wall clock at start (may be wrong before NTP sync)",
+    }),
+    boot_id: Type.String({
+      description: "kernel boot id; with mono_ms orders results without a trusted clock",
+    }),
     mono_ms: Type.Number({ description: "CLOCK_MONOTONIC at start, ms since boot" }),
     duration_ms: Type.Number({ minimum: 0 }),
     status: StatusName,

@@ -27,16 +27,25 @@ export const RECENT_CHANGE_MS = 5 * 60_000;
 /** Area LED legend (DESIGN.md §6). */
 export const AREA_LEGEND: Record<AreaStateName | "failing-recent", LegendRow> = {
   ok: { look: { colour: "green", pattern: "solid" }, meaning: "all checks of the area pass" },
-  degraded: { look: { colour: "amber", pattern: "solid" }, meaning: "degraded: a warning threshold is crossed" },
+  degraded: {
+    look: { colour: "amber", pattern: "solid" },
+    meaning: "degraded: a warning threshold is crossed",
+  },
   failing: { look: { colour: "red", pattern: "solid" }, meaning: "failing" },
-  "failing-recent": { look: { colour: "red", pattern: "blink" }, meaning: "failing, changed in the last 5 minutes" },
+  "failing-recent": {
+    look: { colour: "red", pattern: "blink" },
+    meaning: "failing, changed in the last 5 minutes",
+  },
   unknown: { look: { colour: "green", pattern: "slow-blink" }, meaning: "checking: no verdict yet" },
   off: { look: { colour: "off", pattern: "solid" }, meaning: "no check configured for this area" },
 };
 
 /** STATUS LED legend. */
 export const STATUS_LEGEND = {
-  healthy: { look: { colour: "green", pattern: "heartbeat" }, meaning: "service running, headquarters reachable" },
+  healthy: {
+    look: { colour: "green", pattern: "heartbeat" },
+    meaning: "service running, headquarters reachable",
+  },
   queuing: {
     look: { colour: "amber", pattern: "fast-blink" },
     meaning: "headquarters unreachable: results are queuing on the probe",

@@ -27,7 +27,11 @@ export function litAt(look: LedLook, nowMs: number): boolean {
 }
 
 /** One line of the panel, e.g. `● LINK  ● LAN ...`, coloured when `colour` is set. */
-export function renderPanel(leds: Partial<Record<Area | "status", LedLook>>, nowMs: number, colour = true): string {
+export function renderPanel(
+  leds: Partial<Record<Area | "status", LedLook>>,
+  nowMs: number,
+  colour = true,
+): string {
   return PANEL.map((name) => {
     const look = leds[name] ?? { colour: "off", pattern: "solid" };
     const lit = litAt(look, nowMs);

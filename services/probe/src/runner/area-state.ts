@@ -65,10 +65,15 @@ export class AreaTracker {
   readonly #h: Hysteresis;
   readonly #now: () => number;
 
-  constructor(checks: ReadonlyArray<{ name: string; area: Area }>, h: Hysteresis, now: () => number = Date.now) {
+  constructor(
+    checks: ReadonlyArray<{ name: string; area: Area }>,
+    h: Hysteresis,
+    now: () => number = Date.now,
+  ) {
     this.#h = h;
     this.#now = now;
-    for (const c of checks) this.#checks.set(c.name, { area: c.area, state: "unknown", up: [0, 0], down: 0, reason: "" });
+    for (const c of checks)
+      this.#checks.set(c.name, { area: c.area, state: "unknown", up: [0, 0], down: 0, reason: "" });
     const t = now();
     for (const area of AREAS) {
       const configured = checks.some((c) => c.area === area);
@@ -125,7 +130,11 @@ export class AreaTracker {
     const next = worst.state;
     const reason = next === "ok" ? "all checks ok" : worst.reason;
     if (next === prev.state) {
-      this.#areas.set(area, { ...prev, lastResultId: resultId, reason: next === "ok" ? prev.reason : reason });
+      this.#areas.set(area, {
+        ...prev,
+        lastResultId: resultId,
+        reason: next === "ok" ? prev.reason : reason,
+      });
       return [];
     }
     this.#areas.set(area, { state: next, since: this.#now(), reason, lastResultId: resultId });

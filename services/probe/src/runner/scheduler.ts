@@ -52,7 +52,10 @@ export class Scheduler {
   start(): void {
     for (const c of this.#checks) {
       const delay = Math.floor(Math.random() * c.jitter * c.intervalMs);
-      this.#timers.set(c.name, setTimeout(() => this.#tick(c), delay));
+      this.#timers.set(
+        c.name,
+        setTimeout(() => this.#tick(c), delay),
+      );
     }
   }
 
@@ -73,7 +76,10 @@ export class Scheduler {
 
   #tick(c: ScheduledCheck): void {
     if (this.#stop.signal.aborted) return;
-    this.#timers.set(c.name, setTimeout(() => this.#tick(c), c.intervalMs));
+    this.#timers.set(
+      c.name,
+      setTimeout(() => this.#tick(c), c.intervalMs),
+    );
     this.#launch(c);
   }
 
@@ -94,7 +100,7 @@ export class Scheduler {
     let measurement: Measurement;
     try {
       measurement = await withDeadline(
-        c.kind.run(c.target, c.options as never, this.#ctx, signal),
+        c.kind.run(c.target, c.options, this.#ctx, signal),
         c.timeoutMs + ABORT_GRACE_MS,
       );
     } catch (err) {

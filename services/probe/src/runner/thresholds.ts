@@ -19,7 +19,10 @@ export function worse(a: Status, b: Status): Status {
  * Turns metrics into a verdict. Thresholds can only make a measurement worse, never better, and do
  * not apply to `error` (the probe could not measure, so its metrics mean nothing).
  */
-export function applyThresholds(m: Measurement, thresholds: Readonly<Record<string, Threshold>>): Measurement {
+export function applyThresholds(
+  m: Measurement,
+  thresholds: Readonly<Record<string, Threshold>>,
+): Measurement {
   if (m.status === "error") return m;
   let status: Status = m.status;
   const breaches: string[] = [];
@@ -39,9 +42,11 @@ export function applyThresholds(m: Measurement, thresholds: Readonly<Record<stri
 
 function judge(v: number, t: Threshold): { status: Status; why: string } | undefined {
   if (t.fail !== undefined && v > t.fail) return { status: "fail", why: `> fail ${t.fail}` };
-  if (t.fail_below !== undefined && v < t.fail_below) return { status: "fail", why: `< fail ${t.fail_below}` };
+  if (t.fail_below !== undefined && v < t.fail_below)
+    return { status: "fail", why: `< fail ${t.fail_below}` };
   if (t.warn !== undefined && v > t.warn) return { status: "warn", why: `> warn ${t.warn}` };
-  if (t.warn_below !== undefined && v < t.warn_below) return { status: "warn", why: `< warn ${t.warn_below}` };
+  if (t.warn_below !== undefined && v < t.warn_below)
+    return { status: "warn", why: `< warn ${t.warn_below}` };
   return undefined;
 }
 

@@ -139,7 +139,12 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
         keepalive: Math.round(s.keepaliveMs / 1000),
         queueQoSZero: false,
         rejectUnauthorized: s.rejectUnauthorized,
-        will: { topic: this.#base + "state", payload: Buffer.from(this.#statePayload("offline")), qos: 1, retain: true },
+        will: {
+          topic: this.#base + "state",
+          payload: Buffer.from(this.#statePayload("offline")),
+          qos: 1,
+          retain: true,
+        },
         ...(s.username ? { username: s.username } : {}),
         ...(s.password ? { password: s.password } : {}),
         ...(s.caFile ? { ca: readFileSync(s.caFile) } : {}),
@@ -158,7 +163,10 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
       this.#attempt = 0;
       this.#connected = true;
       this.#cursor = 0;
-      this.#window = Math.max(1, Math.min(DEFAULT_WINDOW, connack.properties?.receiveMaximum ?? DEFAULT_WINDOW));
+      this.#window = Math.max(
+        1,
+        Math.min(DEFAULT_WINDOW, connack.properties?.receiveMaximum ?? DEFAULT_WINDOW),
+      );
       this.#log.info({ url: s.url }, "broker connected");
       // `online` on every (re)connect: the will may have set `offline` while we were away.
       client.publish(this.#base + "state", this.#statePayload("online"), { qos: 1, retain: true });
@@ -223,7 +231,10 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
           const code = (err as { code?: number }).code;
           if (code !== undefined && PERMANENT_REJECTIONS.has(code)) {
             this.#dropped += 1;
-            this.#log.error({ topic: row.topic, code, err: err.message }, "broker rejected message for good; dropped");
+            this.#log.error(
+              { topic: row.topic, code, err: err.message },
+              "broker rejected message for good; dropped",
+            );
           } else {
             this.#log.warn({ topic: row.topic, err: err.message }, "publish failed; reconnecting");
             this.#drop(client, err.message);
