@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { Store } from "../../services/probe/src/store/store.ts";
 
 // A real ENOSPC needs a small filesystem: a 16 MiB tmpfs, which takes root (CAP_SYS_ADMIN). Without
-// it this file is skipped; test/unit/store.test.ts covers the same retry path with SQLite's page
+// it this file is skipped (outside CI only); test/unit/store.test.ts covers the same retry path with SQLite's page
 // limit (max_page_count), which needs no privileges.
 const dir = mkdtempSync(join(tmpdir(), "netprobe-diskfull-"));
 function mountTmpfs(): boolean {
@@ -38,6 +38,12 @@ function fillDisk(path: string): void {
     // now it is full
   }
 }
+
+// In CI (root, as on every machine here) the real thing must run: fail there instead of skipping
+// (never by filling the real disk: the test below only runs on the tmpfs).
+it.runIf(!mounted && process.env.CI === "true")("a 16 MiB tmpfs can be mounted for the disk-full test", () => {
+  expect.fail("could not mount a tmpfs (root and CAP_SYS_ADMIN needed) for the real ENOSPC test");
+});
 
 describe.runIf(mounted)("disk full (real ENOSPC on a 16 MiB tmpfs)", () => {
   it("the disk fills under a running store: every result is still stored, the oldest are evicted and counted; space returns: the reserve is rebuilt", async () => {
