@@ -41,9 +41,12 @@ function fillDisk(path: string): void {
 
 // In CI (root, as on every machine here) the real thing must run: fail there instead of skipping
 // (never by filling the real disk: the test below only runs on the tmpfs).
-it.runIf(!mounted && process.env.CI === "true")("a 16 MiB tmpfs can be mounted for the disk-full test", () => {
-  expect.fail("could not mount a tmpfs (root and CAP_SYS_ADMIN needed) for the real ENOSPC test");
-});
+it.runIf(!mounted && process.env.CI === "true")(
+  "a 16 MiB tmpfs can be mounted for the disk-full test",
+  () => {
+    expect.fail("could not mount a tmpfs (root and CAP_SYS_ADMIN needed) for the real ENOSPC test");
+  },
+);
 
 describe.runIf(mounted)("disk full (real ENOSPC on a 16 MiB tmpfs)", () => {
   it("the disk fills under a running store: every result is still stored, the oldest are evicted and counted; space returns: the reserve is rebuilt", async () => {
