@@ -1,7 +1,6 @@
 import { Command, Option } from "commander";
-import { Value } from "@sinclair/typebox/value";
 import { checkKind, CHECK_KINDS } from "./checks/registry.ts";
-import { loadConfig, validateConfigFile, ConfigError } from "./config/load.ts";
+import { loadConfig, validateConfig, validateConfigFile, ConfigError } from "./config/load.ts";
 import { createLogger, silentLogger } from "./log.ts";
 import { TerminalPanel } from "./leds/terminal-panel.ts";
 import { bootId, monoMs } from "./runner/clock.ts";
@@ -54,60 +53,65 @@ program
 
 program
   .command("check")
-  .description("run one check once and print its result")
+  .description("run one check once and print its result (options and defaults as in the config file)")
   .argument("<kind>", `check kind (${Object.keys(CHECK_KINDS).join(", ")})`)
   .requiredOption("-t, --target <target>", "what to check")
   .option("-o, --option <key=value...>", "check option, repeatable (e.g. -o count=10)")
-  .option("--timeout <ms>", "timeout in ms", "10000")
+  .option("--timeout <duration>", "run timeout, e.g. 10s")
   .option("--json", "print the result envelope as JSON")
   .action(
-    async (
-      kindName: string,
-      opts: { target: string; option?: string[]; timeout: string; json?: boolean },
-    ) => {
-      const kind = checkKind(kindName);
-      if (!kind) usage(`unknown check kind "${kindName}" (known: ${Object.keys(CHECK_KINDS).join(", ")})`);
-      const raw: Record<string, unknown> = {};
+    async (kind: string, opts: { target: string; option?: string[]; timeout?: string; json?: boolean }) => {
+      const options: Record<string, unknown> = {};
       for (const kv of opts.option ?? []) {
         const eq = kv.indexOf("=");
         if (eq < 1) usage(`--option ${kv}: expected key=value`);
         const v = kv.slice(eq + 1);
-        raw[kv.slice(0, eq)] = v !== "" && !Number.isNaN(Number(v)) ? Number(v) : v;
+        options[kv.slice(0, eq)] = v !== "" && !Number.isNaN(Number(v)) ? Number(v) : v;
       }
-      const options = Value.Default(kind.options, raw);
-      const problems = [...Value.Errors(kind.options, options)].map(
-        (e) => `options${e.path.replaceAll("/", ".")}: ${e.message}`,
-      );
-      if (problems.length > 0) usage(problems.join("\n"));
-      const timeoutMs = Number(opts.timeout);
+      // One check in a throwaway config: the same validation, defaults and messages as `run`.
+      const checked = validateConfig({
+        site: "cli",
+        probe: "cli",
+        broker: { url: "mqtt://localhost" },
+        checks: [
+          {
+            kind,
+            target: opts.target,
+            options,
+            ...(opts.timeout ? { timeout: opts.timeout, interval: "24h" } : {}),
+          },
+        ],
+      });
+      if (!checked.ok) usage(checked.problems.map((p) => p.replace(/^checks\[0\]\./, "")).join("\n"));
+      const check = checked.config.checks[0]!;
+      const checkKindDef = checkKind(check.kind)!;
       const startedAt = new Date();
       const t0 = monoMs();
-      const measurement = await kind.run(
-        opts.target,
-        options,
+      const measurement = await checkKindDef.run(
+        check.target,
+        check.options,
         { log: silentLogger() },
-        AbortSignal.timeout(timeoutMs),
+        AbortSignal.timeout(check.timeout_ms),
       );
-      const check = {
-        name: kind.kind,
-        kind,
-        target: opts.target,
-        area: kind.defaultArea,
-        intervalMs: 0,
-        timeoutMs,
+      const scheduled = {
+        name: check.name,
+        kind: checkKindDef,
+        target: check.target,
+        area: check.area,
+        intervalMs: check.interval_ms,
+        timeoutMs: check.timeout_ms,
         jitter: 0,
-        options,
+        options: check.options,
       };
       const result = envelope(
-        { check, startedAt, monoMs: t0, durationMs: monoMs() - t0, measurement },
-        {},
+        { check: scheduled, startedAt, monoMs: t0, durationMs: monoMs() - t0, measurement },
+        check.thresholds,
         { site: "cli", probe: "cli", bootId: bootId(), version: VERSION },
       );
       if (opts.json) console.log(JSON.stringify(result, null, 2));
       else {
-        console.log(
-          `${result.check} ${result.target}: ${result.status}${result.error ? ` (${result.error.code}: ${result.error.message})` : ""}`,
-        );
+        const why = result.error ? ` (${result.error.code}: ${result.error.message})` : "";
+        console.log(`${result.kind} ${result.target}: ${result.status}${why}`);
         for (const [k, v] of Object.entries(result.metrics)) console.log(`  ${k} = ${v}`);
       }
       process.exit(result.status === "ok" || result.status === "warn" ? 0 : EXIT_FAIL);
