@@ -1,0 +1,527 @@
+// DHCP (dhcp area): DISCOVER from the probe's interface as a raw Ethernet broadcast through the
+// shared pcap session (works with or without an address of its own), every OFFER within the window
+// collected and listed, optionally REQUEST→ACK and RELEASE so no lease is kept. Offered options are
+// checked against expectations; a server outside the allow-list is a rogue DHCP server.
+//
+// Latency is measured on the probe's monotonic clock from just before the DISCOVER is handed to
+// the kernel to the moment the OFFER reaches the probe's code (libpcap immediate mode).
+
+import { randomInt } from "node:crypto";
+import { Type, type Static } from "@sinclair/typebox";
+import type { CheckContext, CheckError, CheckKind, Measurement, Status } from "./check.ts";
+import {
+  DHCP_CLIENT_PORT,
+  DHCP_SERVER_PORT,
+  DHCP_TYPE,
+  dhcpTypeName,
+  encodeDhcp,
+  parseDhcp,
+  type DhcpClientMessage,
+  type DhcpMessage,
+} from "../net/dhcp-message.ts";
+import {
+  BROADCAST_MAC,
+  decodeIpv4Udp,
+  encodeEthernet,
+  encodeIpv4Udp,
+  ETHERTYPE,
+  normalizeMac,
+  type EthernetFrame,
+} from "../net/ethernet.ts";
+import { isInterfaceName } from "../net/interfaces.ts";
+import { sharedPcap, type CapturedFrame, type FrameIo, type FrameTap } from "../net/pcap-session.ts";
+
+const ipv4 = { pattern: "^(\\d{1,3}\\.){3}\\d{1,3}$" };
+const ipv4OrEmpty = { pattern: "^((\\d{1,3}\\.){3}\\d{1,3})?$" };
+
+const options = Type.Object(
+  {
+    wait_ms: Type.Integer({
+      minimum: 100,
+      maximum: 60000,
+      default: 2000,
+      description:
+        "how long to collect OFFERs after the DISCOVER (every server that answers within it is listed); " +
+        "also the wait for the ACK",
+    }),
+    client_mac: Type.String({
+      default: "",
+      pattern: "^(([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2})?$",
+      description:
+        "client hardware address in the DISCOVER; empty = the interface's own MAC. A fixed one keeps " +
+        "the probe to one lease (one pool entry) whatever interface it runs on",
+    }),
+    request: Type.Boolean({
+      default: false,
+      description: "complete REQUEST→ACK with the chosen server (ack_latency_ms), then RELEASE the lease",
+    }),
+    release: Type.Boolean({
+      default: true,
+      description: "after an ACK, send RELEASE so the probe holds no lease (request: true only)",
+    }),
+    broadcast_flag: Type.Boolean({
+      default: true,
+      description: "set the BOOTP broadcast flag so servers broadcast their answers (RFC 2131 §4.1)",
+    }),
+    allowed_servers: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description:
+        "server identifiers, source IPs or MACs of the legitimate DHCP servers; any other server " +
+        "that answers is a rogue (fail). Empty: no allow-list, but two or more servers warn",
+    }),
+    expect_router: Type.String({
+      ...ipv4OrEmpty,
+      default: "",
+      description: "option 3 must list this router first; empty = not checked",
+    }),
+    expect_dns: Type.Array(Type.String(ipv4), {
+      default: [],
+      description: "option 6 must include each of these DNS servers",
+    }),
+    expect_domain: Type.String({
+      default: "",
+      description: "option 15 must be this domain; empty = not checked",
+    }),
+    expect_ntp: Type.Array(Type.String(ipv4), {
+      default: [],
+      description: "option 42 must include each of these NTP servers",
+    }),
+    expect_subnet_mask: Type.String({
+      ...ipv4OrEmpty,
+      default: "",
+      description: "option 1 must be this mask; empty = not checked",
+    }),
+    expect_tftp: Type.String({
+      default: "",
+      description:
+        "option 66 (TFTP server name) or 150 (TFTP addresses) must carry this; empty = not checked",
+    }),
+    min_lease_s: Type.Integer({
+      minimum: 0,
+      default: 0,
+      description: "option 51 lease time must be at least this many seconds; 0 = not checked",
+    }),
+    vendor_class: Type.String({
+      default: "",
+      maxLength: 255,
+      description: "option 60 vendor class sent with the DISCOVER (e.g. to get phone options 43/66/150)",
+    }),
+  },
+  { additionalProperties: false },
+);
+
+/** Options of a dhcp check, defaults filled in by the config loader. */
+export type DhcpOptions = Static<typeof options>;
+
+/** The I/O a dhcp check uses; tests pass a fake LAN. */
+export interface DhcpDependencies {
+  io: FrameIo;
+}
+
+/** Builds the dhcp check over the given I/O (STYLE.md §3). */
+export function createDhcpCheck(deps: DhcpDependencies): CheckKind<typeof options> {
+  return {
+    kind: "dhcp",
+    defaultArea: "dhcp",
+    options,
+    run: (target, opts, ctx, signal) => new DhcpExchange(deps.io, target.trim(), opts, ctx, signal).run(),
+  };
+}
+
+/** DHCP discovery over the process-wide pcap session of the interface. */
+export const dhcp: CheckKind<typeof options> = createDhcpCheck({ io: sharedPcap });
+
+/** One server's answer, as reported in `detail.servers`. */
+interface ServerAnswer {
+  server_id: string | null;
+  mac: string;
+  ip: string;
+  offered_address: string;
+  latency_ms: number;
+  wire_us: number;
+  allowed: boolean | null;
+  relay: string | null;
+  lease_s: number | null;
+  subnet_mask: string | null;
+  router: string[];
+  dns: string[];
+  domain: string | null;
+  ntp: string[];
+  vendor_specific_hex: string | null;
+  tftp_server: string | null;
+  tftp_servers: string[];
+  duplicates: number;
+}
+
+type Phase = "offers" | "ack" | "done";
+
+class DhcpExchange {
+  readonly #io: FrameIo;
+  readonly #iface: string;
+  readonly #opts: DhcpOptions;
+  readonly #ctx: CheckContext;
+  readonly #signal: AbortSignal;
+  readonly #xid = randomInt(0, 0xffffffff);
+  readonly #servers: ServerAnswer[] = [];
+  #clientMac = "";
+  #tap: FrameTap | undefined;
+  #phase: Phase = "offers";
+  #sentAt = 0n;
+  #requestSentAt = 0n;
+  #ack: { message: DhcpMessage; latencyMs: number; mac: string } | undefined;
+  #nak: DhcpMessage | undefined;
+  #malformed = 0;
+  #ignored = 0;
+  #otherTypes = 0;
+  #aborted = false;
+  #wake: () => void = () => {};
+  #released = false;
+  #sendError: CheckError | undefined;
+
+  constructor(io: FrameIo, iface: string, opts: DhcpOptions, ctx: CheckContext, signal: AbortSignal) {
+    this.#io = io;
+    this.#iface = iface;
+    this.#opts = opts;
+    this.#ctx = ctx;
+    this.#signal = signal;
+  }
+
+  async run(): Promise<Measurement> {
+    if (!isInterfaceName(this.#iface)) {
+      return errorResult(
+        "invalid_target",
+        `target must be an interface name such as eth0, got "${this.#iface}"`,
+      );
+    }
+    const tap = this.#io.open(this.#iface, {
+      etherTypes: [ETHERTYPE.ipv4],
+      onFrame: (frame, eth) => this.#onFrame(frame, eth),
+    });
+    if ("code" in tap) return errorResult(tap.code, tap.message);
+    this.#tap = tap;
+    const onAbort = (): void => {
+      this.#aborted = true;
+      this.#wake();
+    };
+    this.#signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      this.#clientMac = normalizeMac(this.#opts.client_mac) ?? tap.mac;
+      if (normalizeMac(this.#clientMac) === undefined) {
+        return errorResult("interface_missing", `interface ${this.#iface} has no MAC address`);
+      }
+      if (this.#signal.aborted) this.#aborted = true;
+      else {
+        this.#sentAt = process.hrtime.bigint();
+        this.#sendError = this.#send({ type: DHCP_TYPE.discover });
+        if (this.#sendError === undefined) await this.#sleep(this.#opts.wait_ms);
+        if (this.#opts.request && !this.#aborted && this.#sendError === undefined) await this.#request();
+      }
+      return this.#measure();
+    } finally {
+      this.#phase = "done";
+      this.#signal.removeEventListener("abort", onAbort);
+      tap.close();
+    }
+  }
+
+  async #request(): Promise<void> {
+    const chosen = this.#servers.find((s) => s.allowed !== false) ?? undefined;
+    if (chosen === undefined) return;
+    this.#phase = "ack";
+    this.#requestSentAt = process.hrtime.bigint();
+    const error = this.#send({
+      type: DHCP_TYPE.request,
+      requestedIp: chosen.offered_address,
+      serverId: chosen.server_id ?? chosen.ip,
+    });
+    if (error !== undefined) {
+      this.#sendError = error;
+      return;
+    }
+    await this.#sleep(this.#opts.wait_ms, () => this.#ack !== undefined || this.#nak !== undefined);
+    const ack = this.#ack;
+    if (ack !== undefined && this.#opts.release) {
+      // RFC 2131 §4.4.6: RELEASE is unicast from the leased address to the server; no answer comes.
+      const server = ack.message.serverId ?? chosen.server_id ?? chosen.ip;
+      const payload = encodeDhcp({
+        type: DHCP_TYPE.release,
+        xid: randomInt(0, 0xffffffff),
+        chaddr: this.#clientMac,
+        broadcast: false,
+        ciaddr: ack.message.yiaddr,
+        serverId: server,
+      });
+      const ip = encodeIpv4Udp({
+        srcIp: ack.message.yiaddr,
+        dstIp: server,
+        srcPort: DHCP_CLIENT_PORT,
+        dstPort: DHCP_SERVER_PORT,
+        payload,
+      });
+      this.#released =
+        this.#tap?.inject(encodeEthernet(ack.mac, this.#clientMac, ETHERTYPE.ipv4, ip)) === undefined;
+    }
+  }
+
+  #send(fields: Pick<DhcpClientMessage, "type" | "requestedIp" | "serverId">): CheckError | undefined {
+    const payload = encodeDhcp({
+      ...fields,
+      xid: this.#xid,
+      chaddr: this.#clientMac,
+      broadcast: this.#opts.broadcast_flag,
+      ...(this.#opts.vendor_class === "" ? {} : { vendorClass: this.#opts.vendor_class }),
+    });
+    const ip = encodeIpv4Udp({
+      srcIp: "0.0.0.0",
+      dstIp: "255.255.255.255",
+      srcPort: DHCP_CLIENT_PORT,
+      dstPort: DHCP_SERVER_PORT,
+      payload,
+    });
+    return this.#tap?.inject(encodeEthernet(BROADCAST_MAC, this.#clientMac, ETHERTYPE.ipv4, ip));
+  }
+
+  /** Waits `ms`, or less when aborted or when `done()` turns true after a frame. */
+  #sleep(ms: number, done: () => boolean = () => false): Promise<void> {
+    if (this.#aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(finish, ms);
+      function finish(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = () => {
+        if (this.#aborted || done()) finish();
+      };
+    });
+  }
+
+  #onFrame(frame: CapturedFrame, eth: EthernetFrame): void {
+    if (this.#phase === "done") return;
+    const udp = decodeIpv4Udp(eth.payload);
+    if (udp === undefined) {
+      this.#malformed++;
+      return;
+    }
+    if (udp.srcPort !== DHCP_SERVER_PORT || udp.dstPort !== DHCP_CLIENT_PORT) {
+      this.#ignored++; // our own requests echoed by a capture double, other UDP on 67/68
+      return;
+    }
+    const m = parseDhcp(udp.payload);
+    if (m === undefined) {
+      this.#malformed++;
+      return;
+    }
+    if (m.op !== 2 || m.xid !== this.#xid || m.chaddr !== this.#clientMac) {
+      this.#ignored++; // another client's exchange
+      return;
+    }
+    const latencyMs = Number(frame.receivedAt - this.#sentAt) / 1e6;
+    if (m.type === DHCP_TYPE.offer && this.#phase === "offers")
+      this.#addOffer(m, eth, udp.srcIp, latencyMs, frame);
+    else if (m.type === DHCP_TYPE.ack && this.#phase === "ack" && this.#ack === undefined) {
+      this.#ack = {
+        message: m,
+        latencyMs: Number(frame.receivedAt - this.#requestSentAt) / 1e6,
+        mac: eth.src,
+      };
+    } else if (m.type === DHCP_TYPE.nak && this.#phase === "ack") this.#nak = m;
+    else {
+      this.#otherTypes++;
+      this.#ctx.log.debug(
+        { xid: m.xid, type: dhcpTypeName(m.type), from: eth.src },
+        "dhcp: unexpected message",
+      );
+    }
+    this.#wake();
+  }
+
+  #addOffer(
+    m: DhcpMessage,
+    eth: EthernetFrame,
+    srcIp: string,
+    latencyMs: number,
+    frame: CapturedFrame,
+  ): void {
+    const serverId = m.serverId ?? null;
+    const same = this.#servers.find((s) => s.server_id === serverId && s.mac === eth.src);
+    if (same !== undefined) {
+      same.duplicates++;
+      return;
+    }
+    this.#servers.push({
+      server_id: serverId,
+      mac: eth.src,
+      ip: srcIp,
+      offered_address: m.yiaddr,
+      latency_ms: round(latencyMs),
+      wire_us: frame.wireUs,
+      allowed: this.#allowed(serverId, srcIp, eth.src),
+      relay: m.giaddr === "0.0.0.0" ? null : m.giaddr,
+      lease_s: m.leaseS ?? null,
+      subnet_mask: m.subnetMask ?? null,
+      router: m.router,
+      dns: m.dns,
+      domain: m.domain ?? null,
+      ntp: m.ntp,
+      vendor_specific_hex: m.vendorSpecificHex ?? null,
+      tftp_server: m.tftpServer ?? null,
+      tftp_servers: m.tftpServers,
+      duplicates: 0,
+    });
+  }
+
+  #allowed(serverId: string | null, ip: string, mac: string): boolean | null {
+    const list = this.#opts.allowed_servers;
+    if (list.length === 0) return null;
+    return list.some((entry) => {
+      const e = entry.trim().toLowerCase();
+      const asMac = normalizeMac(e);
+      return asMac !== undefined ? asMac === mac : e === serverId || e === ip;
+    });
+  }
+
+  #measure(): Measurement {
+    const servers = this.#servers;
+    const first = servers.reduce<ServerAnswer | undefined>(
+      (a, s) => (a === undefined || s.latency_ms < a.latency_ms ? s : a),
+      undefined,
+    );
+    const rogues = servers.filter((s) => s.allowed === false);
+    const metrics: Record<string, number> = {
+      offers: servers.length + servers.reduce((n, s) => n + s.duplicates, 0),
+      servers: new Set(servers.map((s) => s.server_id ?? s.ip)).size,
+      rogue_servers: rogues.length,
+      malformed_frames: this.#malformed,
+    };
+    if (first !== undefined) metrics.offer_latency_ms = first.latency_ms;
+    const legit = servers.find((s) => s.allowed !== false);
+    if (legit?.lease_s !== null && legit?.lease_s !== undefined) metrics.lease_s = legit.lease_s;
+    if (this.#ack !== undefined) metrics.ack_latency_ms = round(this.#ack.latencyMs);
+    const detail: Record<string, unknown> = {
+      interface: this.#iface,
+      client_mac: this.#clientMac,
+      xid: this.#xid,
+      wait_ms: this.#opts.wait_ms,
+      servers,
+      ignored_frames: this.#ignored,
+    };
+    if (this.#otherTypes > 0) detail.unexpected_messages = this.#otherTypes;
+    if (this.#ack !== undefined) {
+      detail.ack = {
+        server_id: this.#ack.message.serverId ?? null,
+        address: this.#ack.message.yiaddr,
+        lease_s: this.#ack.message.leaseS ?? null,
+        released: this.#released,
+      };
+    }
+    if (this.#nak !== undefined)
+      detail.nak = { server_id: this.#nak.serverId ?? null, message: this.#nak.message ?? null };
+    if (this.#aborted) detail.aborted = true;
+    const failure = this.#failure(servers, rogues, legit);
+    if (failure === undefined) return { status: "ok", metrics, detail };
+    if (failure.mismatches !== undefined) detail.mismatches = failure.mismatches;
+    return { status: failure.status, metrics, detail, error: failure.error };
+  }
+
+  #failure(
+    servers: ServerAnswer[],
+    rogues: ServerAnswer[],
+    legit: ServerAnswer | undefined,
+  ): { status: Status; error: CheckError; mismatches?: string[] } | undefined {
+    if (this.#sendError !== undefined) return { status: "error", error: this.#sendError };
+    if (servers.length === 0) {
+      const how = this.#aborted ? "before the run was aborted" : `within ${this.#opts.wait_ms} ms`;
+      return {
+        status: "fail",
+        error: {
+          code: "no_offer",
+          message:
+            `no DHCP server answered the DISCOVER on ${this.#iface} ${how}: the DHCP server is down or ` +
+            `unreachable, DHCP is blocked (switch port, VLAN, snooping), or its address pool is exhausted`,
+        },
+      };
+    }
+    if (rogues.length > 0) {
+      const list = rogues
+        .map((r) => `${r.server_id ?? r.ip} (MAC ${r.mac}) offering ${r.offered_address}`)
+        .join("; ");
+      return {
+        status: "fail",
+        error: {
+          code: "rogue_dhcp",
+          message: `rogue DHCP server${rogues.length > 1 ? "s" : ""} on the LAN: ${list}; allowed: ${this.#opts.allowed_servers.join(", ")}`,
+        },
+      };
+    }
+    if (this.#nak !== undefined) {
+      return {
+        status: "fail",
+        error: {
+          code: "nak",
+          message: `server ${this.#nak.serverId ?? "?"} refused the REQUEST (DHCPNAK${this.#nak.message ? `: ${this.#nak.message}` : ""})`,
+        },
+      };
+    }
+    if (this.#opts.request && this.#ack === undefined && !this.#aborted && legit !== undefined) {
+      return {
+        status: "fail",
+        error: {
+          code: "no_ack",
+          message: `server ${legit.server_id ?? legit.ip} offered ${legit.offered_address} but did not ACK the REQUEST within ${this.#opts.wait_ms} ms`,
+        },
+      };
+    }
+    const mismatches = legit === undefined ? [] : this.#mismatches(legit);
+    if (mismatches.length > 0) {
+      return {
+        status: "fail",
+        error: {
+          code: "option_mismatch",
+          message: `DHCP server ${legit?.server_id ?? legit?.ip} hands out unexpected settings: ${mismatches.join("; ")}`,
+        },
+        mismatches,
+      };
+    }
+    const ids = new Set(servers.map((s) => s.server_id ?? s.ip));
+    if (this.#opts.allowed_servers.length === 0 && ids.size > 1) {
+      return {
+        status: "warn",
+        error: {
+          code: "multiple_dhcp_servers",
+          message: `${ids.size} DHCP servers answered (${servers.map((s) => `${s.server_id ?? s.ip} MAC ${s.mac}`).join(", ")}); set allowed_servers to flag rogues`,
+        },
+      };
+    }
+    return undefined;
+  }
+
+  #mismatches(s: ServerAnswer): string[] {
+    const o = this.#opts;
+    const out: string[] = [];
+    const list = (v: string[]): string => (v.length === 0 ? "none" : v.join(", "));
+    if (o.expect_router !== "" && s.router[0] !== o.expect_router)
+      out.push(`router is ${list(s.router)}, expected ${o.expect_router}`);
+    const missingDns = o.expect_dns.filter((d) => !s.dns.includes(d));
+    if (missingDns.length > 0) out.push(`DNS servers are ${list(s.dns)}, missing ${missingDns.join(", ")}`);
+    if (o.expect_domain !== "" && s.domain !== o.expect_domain)
+      out.push(`domain is ${s.domain ?? "none"}, expected ${o.expect_domain}`);
+    const missingNtp = o.expect_ntp.filter((d) => !s.ntp.includes(d));
+    if (missingNtp.length > 0) out.push(`NTP servers are ${list(s.ntp)}, missing ${missingNtp.join(", ")}`);
+    if (o.expect_subnet_mask !== "" && s.subnet_mask !== o.expect_subnet_mask)
+      out.push(`subnet mask is ${s.subnet_mask ?? "none"}, expected ${o.expect_subnet_mask}`);
+    if (o.expect_tftp !== "" && s.tftp_server !== o.expect_tftp && !s.tftp_servers.includes(o.expect_tftp))
+      out.push(`TFTP server (66/150) is ${s.tftp_server ?? list(s.tftp_servers)}, expected ${o.expect_tftp}`);
+    if (o.min_lease_s > 0 && (s.lease_s === null || s.lease_s < o.min_lease_s))
+      out.push(`lease is ${s.lease_s ?? "missing"} s, expected at least ${o.min_lease_s} s`);
+    return out;
+  }
+}
+
+function errorResult(code: string, message: string): Measurement {
+  return { status: "error", metrics: {}, error: { code, message } };
+}
+
+function round(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}

@@ -1,0 +1,212 @@
+// Gateway ARP (lan area): ARP the default router through the shared pcap session, report its MAC
+// and reply time, and alert when the MAC changes or two MACs answer (ARP spoofing or an address
+// conflict on the router's address). The gateway's MAC is learned on the first good run (or set
+// with expected_mac); a different MAC fails until it returns, or until it has been stable for
+// accept_new_mac_after_s (a router that was really replaced).
+
+import { Type, type Static } from "@sinclair/typebox";
+import type { CheckKind, Measurement } from "./check.ts";
+import { arpExchange, type ArpClaim } from "../net/arp-exchange.ts";
+import { normalizeMac } from "../net/ethernet.ts";
+import { defaultRoute4, interfaceIpv4, isInterfaceName } from "../net/interfaces.ts";
+import { sharedPcap, type FrameIo } from "../net/pcap-session.ts";
+
+const options = Type.Object(
+  {
+    interface: Type.String({
+      default: "",
+      description: "interface to ARP on; empty = the interface of the IPv4 default route",
+    }),
+    count: Type.Integer({ minimum: 1, maximum: 20, default: 3, description: "ARP requests per run at most" }),
+    interval_ms: Type.Integer({
+      minimum: 10,
+      maximum: 5000,
+      default: 200,
+      description: "gap between requests",
+    }),
+    wait_ms: Type.Integer({
+      minimum: 50,
+      maximum: 10000,
+      default: 1000,
+      description: "how long to wait for a reply after the last request",
+    }),
+    settle_ms: Type.Integer({
+      minimum: 0,
+      maximum: 5000,
+      default: 300,
+      description: "after the first reply, keep listening this long for a second MAC answering",
+    }),
+    expected_mac: Type.String({
+      default: "",
+      pattern: "^(([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2})?$",
+      description: "the gateway's MAC; empty = learned from the first run",
+    }),
+    accept_new_mac_after_s: Type.Integer({
+      minimum: 0,
+      default: 3600,
+      description:
+        "a new learned MAC that stays this long becomes the gateway's MAC (a replaced router); 0 = never",
+    }),
+  },
+  { additionalProperties: false },
+);
+
+/** Options of a gateway check, defaults filled in by the config loader. */
+export type GatewayOptions = Static<typeof options>;
+
+/** The I/O a gateway check uses; tests pass a fake LAN, an own address and a clock. */
+export interface GatewayDependencies {
+  io: FrameIo;
+  ownIpv4: (iface: string) => string | undefined;
+  defaultRoute: () => { gateway: string; iface: string } | undefined;
+  now: () => number;
+}
+
+interface Baseline {
+  mac: string;
+  /** A different MAC seen since (ms), while it stays the same. */
+  candidate?: { mac: string; since: number };
+}
+
+/** Builds the gateway check over the given I/O. */
+export function createGatewayCheck(deps: GatewayDependencies): CheckKind<typeof options> {
+  const baselines = new Map<string, Baseline>();
+  return {
+    kind: "gateway",
+    defaultArea: "lan",
+    options,
+    run: async (rawTarget, opts, _ctx, signal) => {
+      const route = rawTarget.trim() === "auto" || opts.interface === "" ? deps.defaultRoute() : undefined;
+      const target = rawTarget.trim() === "auto" ? route?.gateway : rawTarget.trim();
+      const iface = opts.interface !== "" ? opts.interface : route?.iface;
+      if (target === undefined || iface === undefined) {
+        return fail(
+          "error",
+          "no_default_route",
+          "no IPv4 default route: set the gateway address and interface",
+        );
+      }
+      if (!/^(\d{1,3}\.){3}\d{1,3}$/.test(target)) {
+        return fail("error", "invalid_target", `target must be an IPv4 address or "auto", got "${target}"`);
+      }
+      if (!isInterfaceName(iface)) return fail("error", "invalid_target", `bad interface name "${iface}"`);
+      const outcome = await arpExchange(
+        deps.io,
+        {
+          iface,
+          targetIp: target,
+          senderIp: deps.ownIpv4(iface) ?? "0.0.0.0",
+          count: opts.count,
+          intervalMs: opts.interval_ms,
+          waitMs: opts.wait_ms,
+          stopOnClaim: true,
+          settleMs: opts.settle_ms,
+        },
+        signal,
+      );
+      if ("code" in outcome) return fail("error", outcome.code, outcome.message);
+      const answering = outcome.claims.filter((c) => c.replies > 0);
+      const metrics: Record<string, number> = {
+        requests: outcome.sent,
+        replies: answering.reduce((n, c) => n + c.replies, 0),
+        macs: answering.length,
+        malformed_frames: outcome.malformed,
+      };
+      const times = answering.flatMap((c) => c.replyTimesMs);
+      if (times.length > 0) {
+        metrics.reply_time_ms = round(Math.min(...times));
+        metrics.reply_time_avg_ms = round(times.reduce((a, b) => a + b, 0) / times.length);
+      }
+      const key = `${iface}/${target}`;
+      const expected = normalizeMac(opts.expected_mac);
+      const baseline = expected !== undefined ? { mac: expected } : baselines.get(key);
+      const detail: Record<string, unknown> = {
+        interface: iface,
+        gateway: target,
+        macs: answering.map(describeClaim),
+        known_mac: baseline?.mac ?? null,
+      };
+      if (outcome.aborted) detail.aborted = true;
+      const first = answering[0];
+      if (first === undefined) {
+        return {
+          status: "fail",
+          metrics,
+          detail,
+          error: {
+            code: "no_arp_reply",
+            message: `gateway ${target} does not answer ARP on ${iface}: it is down, unplugged, or on another VLAN/subnet`,
+          },
+        };
+      }
+      detail.mac = first.mac;
+      if (answering.length > 1) {
+        return {
+          status: "fail",
+          metrics,
+          detail,
+          error: {
+            code: "gateway_mac_conflict",
+            message: `${answering.length} devices answer ARP for gateway ${target}: ${answering.map((c) => c.mac).join(", ")} — ARP spoofing or an address conflict`,
+          },
+        };
+      }
+      if (baseline === undefined) {
+        baselines.set(key, { mac: first.mac });
+        detail.known_mac = first.mac;
+        return { status: "ok", metrics, detail };
+      }
+      if (first.mac === baseline.mac) {
+        if (expected === undefined) baselines.set(key, { mac: baseline.mac });
+        return { status: "ok", metrics, detail };
+      }
+      const now = deps.now();
+      if (expected === undefined) {
+        const stored = baselines.get(key) ?? { mac: baseline.mac };
+        const since = stored.candidate?.mac === first.mac ? stored.candidate.since : now;
+        const acceptAfterMs = opts.accept_new_mac_after_s * 1000;
+        if (acceptAfterMs > 0 && now - since >= acceptAfterMs) {
+          baselines.set(key, { mac: first.mac });
+          detail.accepted_new_mac = true;
+          detail.known_mac = first.mac;
+          return { status: "ok", metrics, detail };
+        }
+        baselines.set(key, { mac: stored.mac, candidate: { mac: first.mac, since } });
+        detail.changed_since = new Date(Date.now() - (now - since)).toISOString();
+      }
+      return {
+        status: "fail",
+        metrics,
+        detail,
+        error: {
+          code: "gateway_mac_changed",
+          message: `gateway ${target} now answers from MAC ${first.mac}, was ${baseline.mac}: ARP spoofing, or the router was replaced`,
+        },
+      };
+    },
+  };
+}
+
+/** ARP to the default gateway over the process-wide pcap session. */
+export const gateway: CheckKind<typeof options> = createGatewayCheck({
+  io: sharedPcap,
+  ownIpv4: (iface) => interfaceIpv4(iface)?.address,
+  defaultRoute: defaultRoute4,
+  now: () => performance.now(),
+});
+
+function describeClaim(c: ArpClaim): Record<string, unknown> {
+  return {
+    mac: c.mac,
+    replies: c.replies,
+    reply_time_ms: c.firstReplyMs === undefined ? null : round(c.firstReplyMs),
+  };
+}
+
+function fail(status: "fail" | "error", code: string, message: string): Measurement {
+  return { status, metrics: {}, error: { code, message } };
+}
+
+function round(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}
