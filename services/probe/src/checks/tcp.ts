@@ -1,0 +1,244 @@
+// TCP connect (wan area): time to establish a connection to host:port and, optionally, a line
+// sent and an answer expected (a banner, an echo, "HTTP/1.1 200"). Name resolution is timed apart
+// from the connect. Also the place for the host:port parsing and timed lookup tls.ts and ntp.ts use.
+
+import { lookup } from "node:dns/promises";
+import { Socket } from "node:net";
+import { isIP } from "node:net";
+import { Type, type Static } from "@sinclair/typebox";
+import type { CheckError, CheckKind, Measurement } from "./check.ts";
+
+/** Address family choice shared by the tcp, tls and ntp checks. */
+export const AddressFamilyOption = Type.Union(
+  [Type.Literal("auto"), Type.Literal("ipv4"), Type.Literal("ipv6")],
+  {
+    default: "auto",
+    description: "which address of a host name to use: auto takes the resolver's first answer",
+  },
+);
+
+const options = Type.Object(
+  {
+    send: Type.String({
+      default: "",
+      description: 'sent once connected (YAML escapes work: "QUIT\\r\\n"); empty: send nothing',
+    }),
+    expect: Type.String({
+      default: "",
+      description:
+        "regex the received text must match before the connection closes or wait_ms ends; empty: connect only",
+    }),
+    wait_ms: Type.Integer({
+      minimum: 1,
+      maximum: 60000,
+      default: 3000,
+      description: "how long to wait for the connection, and then for the expected answer",
+    }),
+    address_family: AddressFamilyOption,
+  },
+  { additionalProperties: false },
+);
+
+/** Options of a tcp check, defaults filled in by the config loader. */
+export type TcpOptions = Static<typeof options>;
+
+/** A host and port parsed from a target. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** "host:port", "192.0.2.1:80", "[2001:db8::1]:80"; a bare host takes `defaultPort` (undefined: required). */
+export function parseHostPort(target: string, defaultPort?: number): HostPort | { problem: string } {
+  const t = target.trim();
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(t);
+  let host: string;
+  let portText: string | undefined;
+  if (bracketed) [, host = "", portText] = bracketed;
+  else if (isIP(t) === 6) host = t;
+  else {
+    const m = /^([^:]+)(?::(\d+))?$/.exec(t);
+    if (!m) return { problem: `"${target}" is not host:port` };
+    [, host = "", portText] = m;
+  }
+  if (host === "") return { problem: `"${target}" has no host` };
+  const port = portText === undefined ? defaultPort : Number(portText);
+  if (port === undefined) return { problem: `"${target}" has no port (host:port)` };
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    return { problem: `"${target}": port must be 1-65535` };
+  return { host, port };
+}
+
+/** A resolved address and how long the lookup took (0 for an IP literal). */
+export type Resolved = { address: string; family: 4 | 6; resolveMs: number } | { error: CheckError };
+
+/** Resolves with getaddrinfo (so /etc/hosts and resolv.conf apply, as for any application); never throws. */
+export async function resolveTimed(
+  host: string,
+  family: Static<typeof AddressFamilyOption>,
+  signal: AbortSignal,
+): Promise<Resolved> {
+  const literal = isIP(host);
+  if (literal !== 0) {
+    if (family !== "auto" && (literal === 4 ? "ipv4" : "ipv6") !== family)
+      return { error: { code: "invalid_target", message: `${host} is not an ${family} address` } };
+    return { address: host, family: literal === 6 ? 6 : 4, resolveMs: 0 };
+  }
+  const started = performance.now();
+  // getaddrinfo cannot be cancelled: on abort we stop waiting and leave it to finish unobserved.
+  const pending = lookup(host, {
+    family: family === "ipv4" ? 4 : family === "ipv6" ? 6 : 0,
+    order: "verbatim",
+  });
+  pending.catch(() => undefined);
+  const aborted = new Promise<"aborted">((resolve) => {
+    if (signal.aborted) resolve("aborted");
+    signal.addEventListener("abort", () => resolve("aborted"), { once: true });
+  });
+  try {
+    const answer = await Promise.race([pending, aborted]);
+    if (answer === "aborted")
+      return { error: { code: "timeout", message: `aborted while resolving ${host}` } };
+    return {
+      address: answer.address,
+      family: answer.family === 6 ? 6 : 4,
+      resolveMs: performance.now() - started,
+    };
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    return {
+      error: {
+        code: "resolve_failed",
+        message: `cannot resolve ${host}: ${typeof code === "string" ? code : String(err)}`,
+      },
+    };
+  }
+}
+
+/** Maps a socket error to a stable code. */
+export function socketErrorCode(err: unknown): CheckError {
+  const code = (err as { code?: unknown }).code;
+  const message = err instanceof Error ? err.message : String(err);
+  switch (code) {
+    case "ECONNREFUSED":
+      return { code: "connection_refused", message };
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+    case "EADDRNOTAVAIL":
+      return { code: "unreachable", message };
+    case "ECONNRESET":
+    case "EPIPE":
+      return { code: "connection_closed", message };
+    case "ETIMEDOUT":
+      return { code: "timeout", message };
+    default:
+      return { code: "socket_error", message };
+  }
+}
+
+/** TCP connect check over real sockets. */
+export const tcp: CheckKind<typeof options> = {
+  kind: "tcp",
+  defaultArea: "wan",
+  options,
+  run: (target, opts, _ctx, signal) => runTcp(target, opts, signal),
+};
+
+async function runTcp(target: string, opts: TcpOptions, signal: AbortSignal): Promise<Measurement> {
+  const hp = parseHostPort(target);
+  if ("problem" in hp)
+    return { status: "error", metrics: {}, error: { code: "invalid_target", message: hp.problem } };
+  let expect: RegExp | undefined;
+  try {
+    expect = opts.expect === "" ? undefined : new RegExp(opts.expect);
+  } catch (err) {
+    return {
+      status: "error",
+      metrics: {},
+      error: { code: "invalid_option", message: `expect: ${String(err)}` },
+    };
+  }
+  const resolved = await resolveTimed(hp.host, opts.address_family, signal);
+  if ("error" in resolved)
+    return {
+      status: resolved.error.code === "invalid_target" ? "error" : "fail",
+      metrics: {},
+      error: resolved.error,
+    };
+  const metrics: Record<string, number> = {};
+  if (isIP(hp.host) === 0) metrics.resolve_ms = round(resolved.resolveMs);
+  const detail: Record<string, unknown> = { address: resolved.address, port: hp.port };
+
+  return new Promise<Measurement>((resolve) => {
+    const socket = new Socket();
+    let received = "";
+    let timer: NodeJS.Timeout | undefined;
+    let connectedAt = 0;
+    let done = false;
+    const finish = (error?: CheckError): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+      socket.destroy();
+      if (expect !== undefined || opts.send !== "") detail.received = received.slice(0, 512);
+      resolve(
+        error === undefined ? { status: "ok", metrics, detail } : { status: "fail", metrics, detail, error },
+      );
+    };
+    const onAbort = (): void =>
+      finish({
+        code: "timeout",
+        message: connectedAt === 0 ? "aborted while connecting" : "aborted waiting for the answer",
+      });
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    const startedAt = performance.now();
+    timer = setTimeout(
+      () =>
+        finish({
+          code: "timeout",
+          message: `no connection to ${resolved.address}:${hp.port} within ${opts.wait_ms} ms`,
+        }),
+      opts.wait_ms,
+    );
+    socket.setEncoding("utf8");
+    socket.on("error", (err) => finish(socketErrorCode(err)));
+    socket.on("data", (d: string) => {
+      if (received.length < 65536) received += d;
+      if (expect?.test(received)) {
+        metrics.expect_ms = round(performance.now() - connectedAt);
+        finish();
+      }
+    });
+    socket.on("close", () =>
+      finish(
+        expect === undefined
+          ? undefined
+          : {
+              code: "expect_failed",
+              message: `connection closed before /${opts.expect}/ matched (got ${JSON.stringify(received.slice(0, 80))})`,
+            },
+      ),
+    );
+    socket.connect({ host: resolved.address, port: hp.port }, () => {
+      connectedAt = performance.now();
+      metrics.connect_ms = round(connectedAt - startedAt);
+      if (opts.send !== "") socket.write(opts.send);
+      if (expect === undefined) return finish();
+      clearTimeout(timer);
+      timer = setTimeout(
+        () =>
+          finish({
+            code: "expect_failed",
+            message: `/${opts.expect}/ did not match within ${opts.wait_ms} ms (got ${JSON.stringify(received.slice(0, 80))})`,
+          }),
+        opts.wait_ms,
+      );
+    });
+  });
+}
+
+function round(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}
