@@ -1,5 +1,6 @@
 import type { Area } from "../checks/check.ts";
 import type { LedSink } from "../service.ts";
+import { litAt } from "./led-pattern.ts";
 import { PANEL, type LedColour, type LedLook } from "./led-table.ts";
 
 const ANSI: Record<LedColour, string> = {
@@ -9,23 +10,6 @@ const ANSI: Record<LedColour, string> = {
   red: "\x1b[31m",
 };
 const RESET = "\x1b[0m";
-// On/off periods in ms for each blinking pattern; the kernel LED backend uses the same numbers.
-export const BLINK_MS = { "slow-blink": 1000, blink: 500, "fast-blink": 125 } as const;
-
-/** Whether a blinking LED is lit at `nowMs`. */
-export function litAt(look: LedLook, nowMs: number): boolean {
-  switch (look.pattern) {
-    case "solid":
-      return look.colour !== "off";
-    case "heartbeat":
-      return nowMs % 1000 < 150;
-    case "slow-blink":
-    case "blink":
-    case "fast-blink":
-      return Math.floor(nowMs / BLINK_MS[look.pattern]) % 2 === 0;
-  }
-}
-
 /** One line of the panel, e.g. `● LINK  ● LAN ...`, coloured when `colour` is set. */
 export function renderPanel(
   leds: Partial<Record<Area | "status", LedLook>>,
@@ -62,7 +46,14 @@ export class TerminalPanel implements LedSink {
     this.#out.write(`\r${renderPanel(leds, Date.now())}\x1b[K`);
   }
 
+  describe(): { backend: string; problem: string | null } {
+    return { backend: "terminal", problem: null };
+  }
+
+  /** Clean shutdown: the documented "service stopped" look (every LED dark), then a new line. */
   stop(): void {
-    if (this.#out.isTTY) this.#out.write("\n");
+    const dark = Object.fromEntries(PANEL.map((led) => [led, { colour: "off", pattern: "solid" }]));
+    if (this.#out.isTTY) this.#out.write(`\r${renderPanel(dark, 0)}\x1b[K\n`);
+    else this.#out.write(renderPanel(dark, 0, false) + "\n");
   }
 }
