@@ -1,5 +1,6 @@
-import { FormatRegistry, Type, type Static } from "@sinclair/typebox";
+import { FormatRegistry, Type, type Static, type TSchema } from "@sinclair/typebox";
 import { AREAS } from "../checks/check.ts";
+import { CHECK_NAME_PATTERN, ConfigSchema } from "../config/schema.ts";
 
 // TypeBox validates formats only once they are registered; RFC 3339 date-time as in JSON Schema.
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
@@ -52,6 +53,13 @@ export const ResultPayload = Type.Object(
       description: "kernel boot id; with mono_ms orders results without a trusted clock",
     }),
     mono_ms: Type.Number({ description: "CLOCK_MONOTONIC at start, ms since boot" }),
+    clock: Type.Optional(
+      Type.Union([Type.Literal("unsynced"), Type.Literal("corrected")], {
+        description:
+          "absent: started_at from a trusted wall clock. unsynced: the wall clock was before 2020 (no RTC, no NTP yet); " +
+          "corrected: stored before the wall clock stepped, started_at recomputed from mono_ms and the offset learned after the step",
+      }),
+    ),
     duration_ms: Type.Number({ minimum: 0 }),
     status: StatusName,
     metrics: Type.Record(Type.String(), Type.Number()),
@@ -104,6 +112,19 @@ export const HealthPayload = Type.Object(
       },
       { additionalProperties: false },
     ),
+    leds: Type.Optional(
+      Type.Object(
+        {
+          requested: Type.String({ description: "LED backend named in the config (leds.backend)" }),
+          backend: Type.String({ description: "backend driving the panel: none, terminal, gpio or kernel" }),
+          problem: Type.Union([Type.String(), Type.Null()], {
+            description:
+              "why the requested backend or the button is not in use (e.g. no gpiochip); null when all is well",
+          }),
+        },
+        { additionalProperties: false, description: "the LED panel's driver" },
+      ),
+    ),
   },
   { additionalProperties: false, $id: "netprobe/v1/health" },
 );
@@ -129,15 +150,290 @@ export const EventPayload = Type.Object(
 /** Payload of `events`. */
 export type EventPayload = Static<typeof EventPayload>;
 
+/** `config` (retained): the effective config with secrets redacted, and its hash. */
+export const ConfigPayload = Type.Object(
+  {
+    schema: Schema,
+    at: Type.String({ format: "date-time", description: "when this config took effect" }),
+    boot_id: Type.String(),
+    config_hash: Type.String({
+      pattern: "^[0-9a-f]{64}$",
+      description: "sha256 of the redacted config with sorted keys: equal configs hash equal",
+    }),
+    config: ConfigSchema,
+  },
+  { additionalProperties: false, $id: "netprobe/v1/config" },
+);
+/** Payload of `config`. */
+export type ConfigPayload = Static<typeof ConfigPayload>;
+
+/** Request ids go into the reply topic `reply/<request_id>`: one topic level, no wildcards. */
+export const REQUEST_ID_PATTERN = "^[A-Za-z0-9_.:-]{1,64}$";
+const RequestId = Type.String({
+  pattern: REQUEST_ID_PATTERN,
+  description:
+    "chosen by HQ, unique per request (a ULID or UUID): 1-64 of A-Z a-z 0-9 _ . : - ; " +
+    "the reply goes to reply/<request_id>, and a repeated id is answered without running again",
+});
+
+/** `cmd/run`: run one check, or every check of one area, now. Set exactly one of `check`, `area`. */
+export const RunCommand = Type.Object(
+  {
+    schema: Schema,
+    request_id: RequestId,
+    check: Type.Optional(
+      Type.String({ pattern: CHECK_NAME_PATTERN, description: "a configured check name" }),
+    ),
+    area: Type.Optional(AreaName),
+  },
+  {
+    additionalProperties: false,
+    $id: "netprobe/v1/cmd/run",
+    // Enforced in code as well (uplink/commands.ts): TypeBox's checker ignores `oneOf` here.
+    oneOf: [{ required: ["check"] }, { required: ["area"] }],
+  },
+);
+/** Payload of `cmd/run`. */
+export type RunCommand = Static<typeof RunCommand>;
+
+/** Longest `identify` HQ may ask for. */
+export const IDENTIFY_MAX_S = 3600;
+/** `identify` blink time when HQ does not say. */
+export const IDENTIFY_DEFAULT_S = 30;
+
+/** `cmd/identify`: blink every LED amber so a technician can find the box. */
+export const IdentifyCommand = Type.Object(
+  {
+    schema: Schema,
+    request_id: RequestId,
+    duration_s: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: IDENTIFY_MAX_S,
+        default: IDENTIFY_DEFAULT_S,
+        description: "how long the LEDs blink",
+      }),
+    ),
+  },
+  { additionalProperties: false, $id: "netprobe/v1/cmd/identify" },
+);
+/** Payload of `cmd/identify`. */
+export type IdentifyCommand = Static<typeof IdentifyCommand>;
+
+/** `cmd/reload`: re-read the config file; an invalid file is refused and the running config stays. */
+export const ReloadCommand = Type.Object(
+  { schema: Schema, request_id: RequestId },
+  { additionalProperties: false, $id: "netprobe/v1/cmd/reload" },
+);
+/** Payload of `cmd/reload`. */
+export type ReloadCommand = Static<typeof ReloadCommand>;
+
+/** `cmd/config`: reply with the effective config, secrets redacted. */
+export const ConfigCommand = Type.Object(
+  { schema: Schema, request_id: RequestId },
+  { additionalProperties: false, $id: "netprobe/v1/cmd/config" },
+);
+/** Payload of `cmd/config`. */
+export type ConfigCommand = Static<typeof ConfigCommand>;
+
+/** Every command, by the name in its topic `cmd/<name>`. */
+export const COMMANDS = {
+  run: RunCommand,
+  identify: IdentifyCommand,
+  reload: ReloadCommand,
+  config: ConfigCommand,
+} as const;
+/** A command name. */
+export type CommandName = keyof typeof COMMANDS;
+
+/** Stable codes of a failed command (the reply's `error.code`). */
+export const COMMAND_ERRORS = {
+  bad_json: "the payload is not JSON (or not UTF-8)",
+  too_large: "the payload is larger than the probe accepts",
+  invalid_command: "the payload does not match the command's schema; `problems` names each field",
+  unknown_command: "no command of that name",
+  request_id_conflict: "this request_id was already used for a different request",
+  unknown_check: "no enabled check of that name",
+  unknown_area: "no enabled check in that area",
+  config_invalid: "the config file is invalid; `problems` lists every problem, the running config stays",
+  restart_required: "the new config changes settings that only a restart applies; nothing was changed",
+  internal: "the probe failed to carry out the command; see its log",
+} as const;
+/** A command error code. */
+export type CommandErrorCode = keyof typeof COMMAND_ERRORS;
+
+const RunResult = Type.Object(
+  {
+    started: Type.Array(Type.String(), { description: "checks started (already-running ones are skipped)" }),
+  },
+  { additionalProperties: false },
+);
+const IdentifyResult = Type.Object(
+  {
+    duration_s: Type.Integer({ minimum: 1 }),
+    until: Type.String({ format: "date-time", description: "when the LEDs stop blinking" }),
+  },
+  { additionalProperties: false },
+);
+const ReloadResult = Type.Object(
+  {
+    config_hash: Type.String({ description: "hash of the config now running" }),
+    changed: Type.Array(Type.String(), {
+      description: "top-level sections that changed and were applied (empty: the file was unchanged)",
+    }),
+  },
+  { additionalProperties: false },
+);
+const ConfigResult = Type.Object(
+  { config_hash: Type.String(), config: ConfigSchema },
+  { additionalProperties: false },
+);
+
+/** `reply/<request_id>`: the outcome of one command (also sent to the MQTT 5 response topic). */
+export const ReplyPayload = Type.Object(
+  {
+    schema: Schema,
+    request_id: Type.Union([RequestId, Type.Null()], {
+      description: "null only when the request had no usable id and was answered on its response topic",
+    }),
+    command: Type.String({ maxLength: 64, description: "the <name> of cmd/<name>, as received" }),
+    ok: Type.Boolean(),
+    at: Type.String({ format: "date-time" }),
+    site: Type.String(),
+    probe: Type.String(),
+    replayed: Type.Optional(
+      Type.Boolean({
+        description: "true: a repeated request_id, answered from memory without running again",
+      }),
+    ),
+    result: Type.Optional(Type.Union([RunResult, IdentifyResult, ReloadResult, ConfigResult])),
+    error: Type.Optional(
+      Type.Object(
+        {
+          code: Type.Union(
+            Object.keys(COMMAND_ERRORS).map((c) => Type.Literal(c as CommandErrorCode)),
+            { description: "stable error code" },
+          ),
+          message: Type.String(),
+          problems: Type.Optional(Type.Array(Type.String(), { description: "every problem, `path: what`" })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false, $id: "netprobe/v1/reply" },
+);
+/** Payload of `reply/<request_id>`. */
+export type ReplyPayload = Static<typeof ReplyPayload>;
+
+/** Seconds a reply lives at the broker (MQTT 5 message expiry): an answer nobody collects goes stale. */
+export const REPLY_EXPIRY_S = 60;
+
+/** One topic of the contract: where it sits, who publishes it, its payload schema and delivery. */
+export interface TopicSpec {
+  /** Relative to the base topic; `<…>` marks a variable level. */
+  topic: string;
+  /** Who publishes: the probe, or headquarters. */
+  from: "probe" | "hq";
+  schema: TSchema;
+  qos: 0 | 1;
+  retain: boolean;
+  /** One line for docs/mqtt.md. */
+  description: string;
+}
+
 /** Every topic under `netprobe/v1/<site>/<probe>/`, with its payload schema, QoS and retain flag. */
 export const TOPICS = {
-  state: { topic: "state", schema: StatePayload, qos: 1, retain: true },
-  health: { topic: "health", schema: HealthPayload, qos: 1, retain: true },
-  result: { topic: "results/<check>", schema: ResultPayload, qos: 1, retain: false },
-  event: { topic: "events", schema: EventPayload, qos: 1, retain: false },
-} as const;
+  state: {
+    topic: "state",
+    from: "probe",
+    schema: StatePayload,
+    qos: 1,
+    retain: true,
+    description: "online on every (re)connect; offline from the MQTT will, or published on a clean stop",
+  },
+  health: {
+    topic: "health",
+    from: "probe",
+    schema: HealthPayload,
+    qos: 1,
+    retain: true,
+    description: "every area's state and what its LED shows, the outbox depth; on every change",
+  },
+  result: {
+    topic: "results/<check>",
+    from: "probe",
+    schema: ResultPayload,
+    qos: 1,
+    retain: false,
+    description: "one result envelope per run (at-least-once: drop duplicates by id)",
+  },
+  event: {
+    topic: "events",
+    from: "probe",
+    schema: EventPayload,
+    qos: 1,
+    retain: false,
+    description: "one area transition",
+  },
+  config: {
+    topic: "config",
+    from: "probe",
+    schema: ConfigPayload,
+    qos: 1,
+    retain: true,
+    description: "the effective config, secrets redacted, and its hash; on every connect and after a reload",
+  },
+  cmd_run: {
+    topic: "cmd/run",
+    from: "hq",
+    schema: RunCommand,
+    qos: 1,
+    retain: false,
+    description: "run one check (`check`) or every check of an area (`area`) now",
+  },
+  cmd_identify: {
+    topic: "cmd/identify",
+    from: "hq",
+    schema: IdentifyCommand,
+    qos: 1,
+    retain: false,
+    description: "blink every LED amber for `duration_s` seconds",
+  },
+  cmd_reload: {
+    topic: "cmd/reload",
+    from: "hq",
+    schema: ReloadCommand,
+    qos: 1,
+    retain: false,
+    description: "re-read the config file; an invalid one is refused and the running config stays",
+  },
+  cmd_config: {
+    topic: "cmd/config",
+    from: "hq",
+    schema: ConfigCommand,
+    qos: 1,
+    retain: false,
+    description: "reply with the effective config, secrets redacted",
+  },
+  reply: {
+    topic: "reply/<request_id>",
+    from: "probe",
+    schema: ReplyPayload,
+    qos: 1,
+    retain: false,
+    description: `the outcome of a command; also to the MQTT 5 response topic; expires after ${REPLY_EXPIRY_S} s`,
+  },
+} as const satisfies Record<string, TopicSpec>;
+/** A key of TOPICS. */
+export type TopicKey = keyof typeof TOPICS;
 
 /** Base topic of one probe. Ids are validated by the config schema (no `+ # /`). */
 export function baseTopic(site: string, probe: string): string {
   return `netprobe/v1/${site}/${probe}/`;
+}
+
+/** `reply/<request_id>` under a base topic. */
+export function replyTopic(base: string, requestId: string): string {
+  return `${base}reply/${requestId}`;
 }

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { EventEmitter } from "node:events";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type { Logger } from "../log.ts";
+import type { IncomingCommand } from "./commands.ts";
 
 /** A message waiting in the durable outbox; `topic` is relative to the probe's base topic. */
 export interface OutboxRow {
@@ -34,10 +35,21 @@ export interface UplinkSettings {
   reconnectMaxMs: number;
 }
 
-/** Events: `connected` / `disconnected` (reason) whenever the link changes. */
+/** Events: `connected` / `disconnected` (reason) whenever the link changes; `command` per `cmd/<name>` message. */
 export interface UplinkEvents {
   connected: [];
   disconnected: [reason: string];
+  command: [command: IncomingCommand];
+}
+
+/** How a message published directly (not through the outbox) goes out. */
+export interface DirectPublish {
+  qos: 0 | 1;
+  retain: boolean;
+  /** MQTT 5 Message Expiry Interval: the broker discards it if undelivered by then. */
+  expirySeconds?: number | undefined;
+  /** MQTT 5 Correlation Data (the request's, on a reply). */
+  correlationData?: Buffer | undefined;
 }
 
 // PUBACK reason codes that will never succeed on a retry (MQTT 5 §3.4.2.1): the row is dropped and
@@ -99,6 +111,27 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
   start(): void {
     this.#stopped = false;
     this.#connect();
+  }
+
+  /**
+   * Publishes one connection-scoped message now, bypassing the outbox (retained `config`, command
+   * replies): true on PUBACK, false when not connected or refused. MQTT 5 properties are left out
+   * on 3.1.1.
+   */
+  publishNow(topic: string, payload: string, opts: DirectPublish): Promise<boolean> {
+    const client = this.#client;
+    if (!client || !this.#connected) return Promise.resolve(false);
+    const v5 = this.#s.protocolVersion === 5;
+    const properties = {
+      ...(v5 && opts.expirySeconds !== undefined ? { messageExpiryInterval: opts.expirySeconds } : {}),
+      ...(v5 && opts.correlationData !== undefined ? { correlationData: opts.correlationData } : {}),
+    };
+    return new Promise((resolve) => {
+      client.publish(topic, payload, { qos: opts.qos, retain: opts.retain, properties }, (err) => {
+        if (err) this.#log.warn({ topic, err: err.message }, "direct publish failed");
+        resolve(!err);
+      });
+    });
   }
 
   /** Tells the uplink new rows are waiting. */
@@ -167,11 +200,25 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
         1,
         Math.min(DEFAULT_WINDOW, connack.properties?.receiveMaximum ?? DEFAULT_WINDOW),
       );
-      this.#log.info({ url: s.url }, "broker connected");
+      // Small QoS 1 messages with a window of ~20 in flight: Nagle's algorithm would hold each
+      // write back until the previous one is acknowledged.
+      (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+      this.#log.info({ url: s.url, window: this.#window }, "broker connected");
       // `online` on every (re)connect: the will may have set `offline` while we were away.
       client.publish(this.#base + "state", this.#statePayload("online"), { qos: 1, retain: true });
+      this.#subscribeCommands(client);
       this.emit("connected");
       this.#pump();
+    });
+    client.on("message", (topic, payload, packet) => {
+      if (client !== this.#client || !topic.startsWith(this.#base + "cmd/")) return;
+      this.emit("command", {
+        name: topic.slice(this.#base.length + 4),
+        payload,
+        responseTopic: packet.properties?.responseTopic,
+        correlationData: packet.properties?.correlationData,
+        retain: packet.retain,
+      });
     });
     client.on("error", (err) => {
       if (client !== this.#client) return;
@@ -184,12 +231,32 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     });
   }
 
+  /** `cmd/#` on every connection (the session is clean, so the broker forgets it on disconnect). */
+  #subscribeCommands(client: MqttClient): void {
+    const topic = this.#base + "cmd/#";
+    // MQTT 5 Retain Handling 2: no retained commands at subscribe time (they would replay old orders).
+    const opts = this.#s.protocolVersion === 5 ? { qos: 1 as const, rh: 2 } : { qos: 1 as const };
+    client.subscribe(topic, opts, (err, granted) => {
+      if (client !== this.#client) return;
+      const refused = granted?.some((g) => g.qos === 128 || g.qos > 2);
+      if (err || refused)
+        this.#log.error(
+          { topic, err: err?.message ?? "refused by the broker (ACL?)" },
+          "cannot subscribe to commands",
+        );
+    });
+  }
+
   #drop(client: MqttClient, reason: string): void {
+    if (client !== this.#client) return; // already dropped
+    this.#teardown(reason); // forgets the client first: its late callbacks are ignored from here on
+    this.#scheduleRetry();
     client.removeAllListeners();
     client.on("error", () => undefined);
-    client.end(true);
-    this.#teardown(reason);
-    this.#scheduleRetry();
+    // Never end a client from inside one of its own callbacks: MQTT.js's _flush iterates its
+    // outgoing map while calling publish callbacks, and a re-entrant end() deletes entries under
+    // it ("Cannot read properties of undefined (reading 'cb')" on keepalive timeout).
+    setImmediate(() => client.end(true));
   }
 
   #teardown(reason: string): void {

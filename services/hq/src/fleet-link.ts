@@ -1,0 +1,118 @@
+// HQ's MQTT side: one client subscribed to the whole fleet (or its share of it), feeding Fleet.
+// Persistent session with a fixed client id when one is configured, so QoS 1 results queue at the
+// broker while HQ restarts; a malformed message is counted in Fleet and logged (rate-limited).
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { Logger } from "../../probe/src/log.ts";
+import { FLEET_FILTER, type Fleet } from "./fleet.ts";
+import type { HqConfig } from "./hq-config.ts";
+
+/**
+ * The subscriptions of one HQ instance. Alone: the whole fleet. In a shared group: results — the
+ * load — are split (`$share/<group>/…`), while state, health, config, events and replies (a few
+ * messages per probe per hour, retained ones among them) go to every instance, so each one's page
+ * shows the whole fleet. A shared subscription gets no retained messages, so it could not carry
+ * the retained state anyway.
+ */
+export function fleetSubscriptions(group: string | undefined): string[] {
+  if (!group) return [FLEET_FILTER];
+  const b = FLEET_FILTER.slice(0, -1); // netprobe/v1/+/+/
+  return [
+    `$share/${group}/${b}results/#`,
+    `${b}state`,
+    `${b}health`,
+    `${b}config`,
+    `${b}events`,
+    `${b}reply/#`,
+  ];
+}
+
+/** Connection state for the page's header. */
+export interface LinkStatus {
+  connected: boolean;
+  url: string;
+  subscription: string;
+  subscriptions: string[];
+  client_id: string;
+  since: number;
+  last_error: string | null;
+}
+
+/** Connects, subscribes and feeds every message to `fleet`; returns a handle to stop it. */
+export function connectFleet(cfg: HqConfig, fleet: Fleet, log: Logger, onSubscribed?: () => void) {
+  const b = cfg.broker;
+  const clientId = b.client_id ?? `hq-${hostname()}-${process.pid}`;
+  const subscriptions = fleetSubscriptions(b.shared_group);
+  const subscription = subscriptions.join(" ");
+  const status: LinkStatus = {
+    connected: false,
+    url: b.url,
+    subscription,
+    subscriptions,
+    client_id: clientId,
+    since: Date.now(),
+    last_error: null,
+  };
+  const persistent = b.client_id !== undefined;
+  const opts: IClientOptions = {
+    clientId,
+    protocolVersion: b.protocol_version,
+    clean: !persistent,
+    ...(persistent && b.protocol_version === 5 ? { properties: { sessionExpiryInterval: 3600 } } : {}),
+    reconnectPeriod: 1000,
+    connectTimeout: 10_000,
+    ...(b.username !== undefined ? { username: b.username } : {}),
+    ...(b.password !== undefined ? { password: b.password } : {}),
+    ...(b.ca_file ? { ca: readFileSync(b.ca_file) } : {}),
+    ...(b.cert_file ? { cert: readFileSync(b.cert_file) } : {}),
+    ...(b.key_file ? { key: readFileSync(b.key_file) } : {}),
+  };
+  const client: MqttClient = mqtt.connect(b.url, opts);
+  let logged = 0;
+  let windowStart = Date.now();
+  client.on("connect", (ack) => {
+    status.connected = true;
+    status.since = Date.now();
+    status.last_error = null;
+    log.info(
+      { url: b.url, subscription, session_present: ack.sessionPresent },
+      "connected to the fleet broker",
+    );
+    if (!ack.sessionPresent || !persistent)
+      client.subscribe(subscriptions, { qos: 1 }, (err, granted) => {
+        const refused = (granted ?? []).filter((g) => g.qos >= 0x80).map((g) => g.topic);
+        if (err || refused.length > 0) log.error({ err: err?.message, refused }, "subscription refused");
+        else onSubscribed?.();
+      });
+  });
+  client.on("close", () => {
+    if (status.connected) log.warn("fleet broker connection lost");
+    status.connected = false;
+    status.since = Date.now();
+  });
+  client.on("error", (err) => {
+    status.last_error = err.message;
+    log.warn({ err: err.message }, "fleet broker error");
+  });
+  client.on("message", (topic, payload) => {
+    const out = fleet.ingest(topic, payload);
+    if (out.ok) return;
+    const now = Date.now();
+    if (now - windowStart > 10_000) {
+      windowStart = now;
+      if (logged > 20) log.warn({ suppressed: logged - 20 }, "malformed messages not logged");
+      logged = 0;
+    }
+    if (++logged <= 20)
+      log.warn(
+        { topic: out.topic, reason: out.reason, detail: out.detail.slice(0, 300) },
+        "malformed message dropped",
+      );
+  });
+  return {
+    client,
+    status,
+    stop: () => new Promise<void>((resolve) => client.end(false, {}, () => resolve())),
+  };
+}

@@ -1,0 +1,156 @@
+// `netprobe hq serve|watch`: the headquarters fleet service and its terminal view.
+import { Command, Option } from "commander";
+import { createLogger, silentLogger, type Logger } from "../../probe/src/log.ts";
+import { Fleet, type ProbeView } from "./fleet.ts";
+import { connectFleet } from "./fleet-link.ts";
+import { HqConfigError, loadHqConfig, type HqConfig, type HqFlags } from "./hq-config.ts";
+import { serveFleetWeb } from "./web.ts";
+
+const EXIT_USAGE = 2;
+
+function brokerOptions(cmd: Command): Command {
+  return cmd
+    .option("-c, --config <file>", "HQ config file (YAML; docs/hq.md)")
+    .option("--url <url>", "fleet broker URL (or $NETPROBE_HQ_BROKER_URL)")
+    .option("--username <user>", "broker user")
+    .option(
+      "--password <password>",
+      "broker password (prefer the config file or $NETPROBE_HQ_BROKER_PASSWORD)",
+    )
+    .option("--ca <file>", "CA certificate that signed the broker's (pinned)")
+    .option("--cert <file>", "client certificate")
+    .option("--key <file>", "client key")
+    .option("--client-id <id>", "fixed client id: a persistent session, results queue while HQ is down")
+    .option(
+      "--group <name>",
+      "MQTT 5 shared subscription group: instances with the same group split the fleet",
+    )
+    .option("--mqtt3", "speak MQTT 3.1.1 (no shared subscriptions)");
+}
+
+function configOrExit(flags: HqFlags): HqConfig {
+  try {
+    return loadHqConfig(flags);
+  } catch (err) {
+    console.error(err instanceof HqConfigError ? err.message : `cannot read the HQ config: ${String(err)}`);
+    process.exit(EXIT_USAGE);
+  }
+}
+
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+}
+
+const ANSI: Record<string, string> = {
+  green: "\x1b[32m",
+  amber: "\x1b[33m",
+  red: "\x1b[31m",
+  off: "\x1b[90m",
+};
+
+/** One line per probe: state, last seen, the LED panel in colour, the first problem. */
+export function formatFleet(probes: readonly ProbeView[], now: number, colour: boolean): string {
+  const seen = (ms: number) => {
+    const s = Math.max(0, Math.round((now - ms) / 1000));
+    return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m` : `${Math.floor(s / 3600)}h`;
+  };
+  const lines = [
+    `${probes.length} probes, ${probes.filter((p) => p.state === "online").length} online — ${new Date(now).toISOString()}`,
+    `${"SITE/PROBE".padEnd(28)} ${"STATE".padEnd(8)} ${"SEEN".padStart(5)}  LINK LAN  DHCP DNS  WAN  TEL  STAT  PROBLEM`,
+  ];
+  for (const p of probes) {
+    const leds = p.leds
+      .map((l) => {
+        const [c = "off", pattern] = l.look.split("-", 2);
+        const mark = (c === "off" ? "○" : "●") + (pattern ? "*" : " ");
+        return (colour ? `${ANSI[c] ?? ""}${mark}\x1b[0m` : mark) + "   ";
+      })
+      .join("");
+    const problem =
+      p.leds.find((l) => l.led !== "status" && (l.state === "failing" || l.state === "degraded")) ??
+      undefined;
+    lines.push(
+      `${p.key.padEnd(28)} ${p.state.padEnd(8)} ${seen(p.last_seen).padStart(5)}  ${leds}${
+        problem ? `${problem.led.toUpperCase()}: ${problem.reason}` : ""
+      }`,
+    );
+  }
+  lines.push("● solid  ●* blinking   (green ok, amber degraded/queuing, red failing, grey off)");
+  return lines.join("\n");
+}
+
+/** `netprobe hq …` */
+export function hqCommand(): Command {
+  const hq = new Command("hq").description(
+    "headquarters: the fleet service, its web page and a terminal view",
+  );
+
+  brokerOptions(hq.command("serve"))
+    .description("subscribe to the fleet and serve the live web page (SIGTERM/SIGINT stop it)")
+    .option("--host <addr>", "address to serve the page on (default 127.0.0.1)")
+    .addOption(new Option("--port <port>", "HTTP port (0: any free port; default 8080)"))
+    .action(async (flags: HqFlags) => {
+      const cfg = configOrExit(flags);
+      const log: Logger = createLogger().child({ part: "hq" });
+      const fleet = new Fleet({
+        resultsPerCheck: cfg.history.results_per_check,
+        eventsPerProbe: cfg.history.events_per_probe,
+      });
+      const link = connectFleet(cfg, fleet, log);
+      let web;
+      try {
+        web = await serveFleetWeb(fleet, () => link.status, cfg.http.host, cfg.http.port, log);
+      } catch (err) {
+        log.fatal({ err: String(err), host: cfg.http.host, port: cfg.http.port }, "cannot serve the page");
+        await link.stop();
+        process.exit(1);
+      }
+      log.info({ url: web.url, subscription: link.status.subscription }, "serving the fleet page");
+      const signal = await untilSignal();
+      log.info({ signal, counters: fleet.counters }, "stopping");
+      setTimeout(() => process.exit(1), 5000).unref();
+      await web.close();
+      await link.stop();
+      process.exit(0);
+    });
+
+  brokerOptions(hq.command("watch"))
+    .description("the fleet view in the terminal, redrawn every second")
+    .option("--once <seconds>", "collect for N seconds, print the view once and exit (for scripts)")
+    .option("--json", "with --once: print the probes as JSON")
+    .action(async (flags: HqFlags & { once?: string; json?: boolean }) => {
+      const cfg = configOrExit(flags);
+      const fleet = new Fleet();
+      const link = connectFleet(cfg, fleet, silentLogger());
+      const tty = process.stdout.isTTY;
+      if (flags.once !== undefined) {
+        await new Promise((r) => setTimeout(r, Number(flags.once) * 1000));
+        const probes = fleet.list();
+        const wasConnected = link.status.connected;
+        process.stdout.write(
+          `${flags.json ? JSON.stringify(probes, null, 2) : formatFleet(probes, Date.now(), tty)}\n`,
+        );
+        await link.stop();
+        process.exit(wasConnected ? 0 : 1);
+      }
+      const draw = () => {
+        const head = link.status.connected
+          ? `broker ${cfg.broker.url} connected`
+          : `broker ${cfg.broker.url} NOT connected${link.status.last_error ? `: ${link.status.last_error}` : ""}`;
+        process.stdout.write(
+          `${tty ? "\x1b[H\x1b[2J" : ""}${head}\n${formatFleet(fleet.list(), Date.now(), tty)}\n`,
+        );
+      };
+      const timer = setInterval(draw, 1000);
+      draw();
+      await untilSignal();
+      clearInterval(timer);
+      await link.stop();
+      process.exit(0);
+    });
+
+  return hq;
+}

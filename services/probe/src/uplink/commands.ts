@@ -1,0 +1,437 @@
+/**
+ * Commands from headquarters (`cmd/<name>`, DESIGN.md §5): validation, idempotency per
+ * `request_id`, dispatch, and the reply. Pure of MQTT: the uplink hands in what arrived and
+ * publishes what comes back, so unit tests and the fuzz drive this directly.
+ *
+ * Idempotency memory: a bounded in-memory LRU (by default the last 1,000 request ids, for 15
+ * minutes), not the store's state table. A repeat can only come from the broker redelivering a
+ * QoS 1 message or from HQ retrying after a lost reply, both within seconds to minutes of the
+ * original and within one connection's life; the uplink's sessions are clean, so nothing queued
+ * for the probe survives a restart of the probe. Every command is harmless to repeat after a
+ * restart anyway (run once more, blink again, reload the same file). Writing each id to SQLite
+ * would cost an SD-card write per command, for no case that needs it.
+ */
+import { Value } from "@sinclair/typebox/value";
+import type { TSchema } from "@sinclair/typebox";
+import type { Area } from "../checks/check.ts";
+import { canonicalJson } from "../config/redact.ts";
+import type { Config } from "../config/schema.ts";
+import {
+  COMMANDS,
+  IDENTIFY_DEFAULT_S,
+  REQUEST_ID_PATTERN,
+  SCHEMA_VERSION,
+  replyTopic,
+  type CommandErrorCode,
+  type CommandName,
+  type ReplyPayload,
+} from "../contract/payloads.ts";
+import type { Logger } from "../log.ts";
+
+/** What the commands act on: the service implements it; unit tests pass a double. */
+export interface CommandTarget {
+  /** Starts one enabled check now; returns the names started, or undefined when there is no such check. */
+  runCheck(name: string): string[] | undefined;
+  /** Starts every enabled check of an area now; returns their names (empty: none in that area). */
+  runArea(area: Area): string[];
+  /** Blinks every LED amber for this long. */
+  identify(durationMs: number): void;
+  /** Re-reads the config file and applies it, or refuses it and keeps the running one. */
+  reload(): Promise<ReloadOutcome>;
+  /** The running config with secrets redacted, and its hash. */
+  effectiveConfig(): { config: Config; hash: string };
+}
+
+/** The outcome of a reload; `after` runs once the reply is out (e.g. reconnecting to a new broker). */
+export type ReloadOutcome =
+  | { ok: true; hash: string; changed: string[]; after?: () => Promise<void> }
+  | { ok: false; code: "config_invalid" | "restart_required"; message: string; problems: string[] };
+
+/** A message that arrived on `cmd/<name>`. */
+export interface IncomingCommand {
+  /** The topic after `cmd/` (unchecked: may be anything a publisher chose). */
+  name: string;
+  payload: Buffer;
+  /** MQTT 5 Response Topic, when the requester set one. */
+  responseTopic?: string | undefined;
+  /** MQTT 5 Correlation Data, echoed on the reply. */
+  correlationData?: Buffer | undefined;
+  /** Set when the broker delivered a retained message. */
+  retain?: boolean | undefined;
+}
+
+/** A reply to publish (QoS 1, not retained, with the reply expiry). */
+export interface OutgoingReply {
+  /** Absolute topic. */
+  topic: string;
+  payload: string;
+  correlationData?: Buffer | undefined;
+}
+
+/** What handling one command produced: the replies (none: dropped, and logged) and work for after. */
+export interface CommandOutcome {
+  replies: OutgoingReply[];
+  after?: (() => Promise<void>) | undefined;
+}
+
+/** Settings of a CommandProcessor. */
+export interface CommandProcessorOptions {
+  /** The probe's base topic, `netprobe/v1/<site>/<probe>/`. */
+  base: string;
+  site: string;
+  probe: string;
+  target: CommandTarget;
+  log: Logger;
+  /** Largest payload accepted (default 64 KiB); a command is a few hundred bytes. */
+  maxPayloadBytes?: number;
+  /** Request ids remembered (default 1,000). */
+  memorySize?: number;
+  /** How long a request id is remembered (default 15 minutes). */
+  memoryTtlMs?: number;
+  now?: () => number;
+}
+
+/** Largest command payload accepted by default. */
+export const MAX_COMMAND_BYTES = 64 * 1024;
+const MAX_PROBLEMS = 10;
+const MAX_TEXT = 200;
+const REQUEST_ID = new RegExp(REQUEST_ID_PATTERN);
+
+interface Remembered {
+  fingerprint: string;
+  at: number;
+  reply: Promise<ReplyPayload>;
+}
+
+/** A command that passed its schema, by name. */
+type ValidCommand =
+  | { name: "run"; check?: string; area?: Area }
+  | { name: "identify"; durationS: number }
+  | { name: "reload" }
+  | { name: "config" };
+
+/** Validates, de-duplicates and runs commands; never throws for anything a publisher can send. */
+export class CommandProcessor {
+  readonly #o: Required<Omit<CommandProcessorOptions, "now">> & { now: () => number };
+  readonly #memory = new Map<string, Remembered>();
+
+  constructor(options: CommandProcessorOptions) {
+    this.#o = {
+      maxPayloadBytes: MAX_COMMAND_BYTES,
+      memorySize: 1000,
+      memoryTtlMs: 15 * 60_000,
+      now: Date.now,
+      ...options,
+    };
+  }
+
+  /** Request ids currently remembered. */
+  get remembered(): number {
+    return this.#memory.size;
+  }
+
+  /** Handles one command; resolves with what to publish. Never rejects. */
+  async handle(cmd: IncomingCommand): Promise<CommandOutcome> {
+    try {
+      return await this.#handle(cmd);
+    } catch (err) {
+      // A bug, not input: still answer if we can, and keep the service running.
+      this.#o.log.error({ err: String(err), command: clip(cmd.name) }, "command failed");
+      const responseTopic = usableResponseTopic(cmd.responseTopic);
+      if (!responseTopic) return { replies: [] };
+      const reply = this.#reply(cmd.name, null, { code: "internal", message: String(err) });
+      return {
+        replies: [
+          { topic: responseTopic, payload: JSON.stringify(reply), correlationData: cmd.correlationData },
+        ],
+      };
+    }
+  }
+
+  async #handle(cmd: IncomingCommand): Promise<CommandOutcome> {
+    const log = this.#o.log;
+    const command = clip(cmd.name);
+    const responseTopic = usableResponseTopic(cmd.responseTopic);
+    if (cmd.responseTopic !== undefined && responseTopic === undefined)
+      log.warn({ command, response_topic: clip(cmd.responseTopic) }, "ignoring unusable response topic");
+    if (cmd.retain) {
+      // A retained command would run again on every reconnect of every probe: never act on one.
+      log.warn({ command }, "command dropped: it was retained (publish commands with retain=false)");
+      return { replies: [] };
+    }
+
+    // Size, UTF-8, JSON: before this there is no request id to answer to, only a response topic.
+    let parsed: unknown;
+    let early: { code: CommandErrorCode; message: string } | undefined;
+    if (cmd.payload.length > this.#o.maxPayloadBytes) {
+      early = {
+        code: "too_large",
+        message: `payload is ${cmd.payload.length} bytes; at most ${this.#o.maxPayloadBytes} accepted`,
+      };
+    } else {
+      try {
+        parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(cmd.payload));
+      } catch (err) {
+        early = { code: "bad_json", message: `payload is not JSON: ${clip(errorText(err))}` };
+      }
+    }
+    const requestId = early ? undefined : requestIdOf(parsed);
+    const targets = this.#targets(requestId, responseTopic);
+    if (targets.length === 0) {
+      log.warn(
+        { command, reason: early?.code ?? "no_request_id", bytes: cmd.payload.length },
+        "command dropped: no usable request_id and no response topic to answer to",
+      );
+      return { replies: [] };
+    }
+    const send = (reply: ReplyPayload): OutgoingReply[] =>
+      targets.map((topic) => ({
+        topic,
+        payload: JSON.stringify(reply),
+        correlationData: cmd.correlationData,
+      }));
+
+    if (early || requestId === undefined) {
+      const error = early ?? {
+        code: "invalid_command" as const,
+        message: "request_id is missing or invalid",
+        problems: requestIdProblems(parsed),
+      };
+      log.warn({ command, code: error.code }, "command refused");
+      return { replies: send(this.#reply(command, null, error)) };
+    }
+
+    // Idempotency: the same id with the same request is answered from memory without running again.
+    const fingerprint = `${cmd.name}\n${canonicalJson(parsed)}`;
+    const seen = this.#recall(requestId);
+    if (seen) {
+      if (seen.fingerprint !== fingerprint) {
+        log.warn(
+          { command, request_id: requestId },
+          "command refused: request_id reused for another request",
+        );
+        return {
+          replies: send(
+            this.#reply(command, requestId, {
+              code: "request_id_conflict",
+              message: `request_id ${requestId} was already used for a different request`,
+            }),
+          ),
+        };
+      }
+      log.info({ command, request_id: requestId }, "repeated request_id: replaying the reply");
+      return { replies: send({ ...(await seen.reply), replayed: true }) };
+    }
+
+    let after: (() => Promise<void>) | undefined;
+    const reply = this.#execute(command, cmd.name, parsed, requestId).then((r) => {
+      after = r.after;
+      return r.reply;
+    });
+    this.#remember(requestId, { fingerprint, at: this.#o.now(), reply });
+    const done = await reply;
+    if (done.ok) log.info({ command, request_id: requestId }, "command done");
+    else log.warn({ command, request_id: requestId, code: done.error?.code }, "command refused");
+    return { replies: send(done), after };
+  }
+
+  async #execute(
+    command: string,
+    name: string,
+    payload: unknown,
+    requestId: string,
+  ): Promise<{ reply: ReplyPayload; after?: () => Promise<void> }> {
+    const fail = (code: CommandErrorCode, message: string, problems?: string[]) => ({
+      reply: this.#reply(command, requestId, { code, message, ...(problems ? { problems } : {}) }),
+    });
+    const valid = validateCommand(name, payload);
+    if (!valid.ok) return fail(valid.code, valid.message, valid.problems);
+    const c = valid.command;
+    const t = this.#o.target;
+    switch (c.name) {
+      case "run": {
+        if (c.check !== undefined) {
+          const started = t.runCheck(c.check);
+          if (!started) return fail("unknown_check", `no enabled check named ${c.check}`);
+          return { reply: this.#reply(command, requestId, undefined, { started }) };
+        }
+        const area = c.area as Area;
+        const started = t.runArea(area);
+        if (started.length === 0) return fail("unknown_area", `no enabled check in area ${area}`);
+        return { reply: this.#reply(command, requestId, undefined, { started }) };
+      }
+      case "identify": {
+        t.identify(c.durationS * 1000);
+        const until = new Date(this.#o.now() + c.durationS * 1000).toISOString();
+        return { reply: this.#reply(command, requestId, undefined, { duration_s: c.durationS, until }) };
+      }
+      case "reload": {
+        const r = await t.reload();
+        if (!r.ok) return fail(r.code, r.message, r.problems);
+        return {
+          reply: this.#reply(command, requestId, undefined, { config_hash: r.hash, changed: r.changed }),
+          ...(r.after ? { after: r.after } : {}),
+        };
+      }
+      case "config": {
+        const { config, hash } = t.effectiveConfig();
+        return { reply: this.#reply(command, requestId, undefined, { config_hash: hash, config }) };
+      }
+    }
+  }
+
+  #targets(requestId: string | undefined, responseTopic: string | undefined): string[] {
+    const out: string[] = [];
+    if (requestId !== undefined) out.push(replyTopic(this.#o.base, requestId));
+    if (responseTopic !== undefined && !out.includes(responseTopic)) out.push(responseTopic);
+    return out;
+  }
+
+  #reply(
+    command: string,
+    requestId: string | null,
+    error?: { code: CommandErrorCode; message: string; problems?: string[] },
+    result?: ReplyPayload["result"],
+  ): ReplyPayload {
+    return {
+      schema: SCHEMA_VERSION,
+      request_id: requestId,
+      command: clip(command, 64),
+      ok: error === undefined,
+      at: new Date(this.#o.now()).toISOString(),
+      site: this.#o.site,
+      probe: this.#o.probe,
+      ...(result ? { result } : {}),
+      ...(error ? { error } : {}),
+    };
+  }
+
+  #recall(id: string): Remembered | undefined {
+    const r = this.#memory.get(id);
+    if (!r) return undefined;
+    if (this.#o.now() - r.at > this.#o.memoryTtlMs) {
+      this.#memory.delete(id);
+      return undefined;
+    }
+    return r;
+  }
+
+  #remember(id: string, r: Remembered): void {
+    this.#memory.set(id, r);
+    // A Map iterates in insertion order: the first key is the oldest.
+    while (this.#memory.size > this.#o.memorySize) {
+      const oldest = this.#memory.keys().next();
+      if (oldest.done) break;
+      this.#memory.delete(oldest.value);
+    }
+  }
+}
+
+/** The outcome of validating one command payload. */
+export type CommandValidation =
+  | { ok: true; command: ValidCommand }
+  | { ok: false; code: "unknown_command" | "invalid_command"; message: string; problems?: string[] };
+
+/**
+ * Checks a parsed payload against the schema of `cmd/<name>` and the rules JSON Schema states but
+ * TypeBox's checker does not apply (run: exactly one of check, area). Every problem at once.
+ */
+export function validateCommand(name: string, payload: unknown): CommandValidation {
+  if (!Object.hasOwn(COMMANDS, name)) {
+    return {
+      ok: false,
+      code: "unknown_command",
+      message: `unknown command ${JSON.stringify(clip(name))}; known: ${Object.keys(COMMANDS).join(", ")}`,
+    };
+  }
+  const commandName = name as CommandName;
+  const schema: TSchema = COMMANDS[commandName];
+  const problems: string[] = [];
+  if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
+    problems.push(`(payload): must be a JSON object, got ${jsonType(payload)}`);
+  } else {
+    for (const e of Value.Errors(schema, payload)) {
+      if (problems.length >= MAX_PROBLEMS) break;
+      problems.push(problemText(e.path, e.message, e.value));
+    }
+    const p = payload as Record<string, unknown>;
+    if (commandName === "run" && "check" in p === "area" in p)
+      problems.push("(payload): set exactly one of check, area");
+  }
+  if (problems.length > 0) {
+    return {
+      ok: false,
+      code: "invalid_command",
+      message: `invalid ${commandName} command: ${problems.length} problem${problems.length === 1 ? "" : "s"}`,
+      problems,
+    };
+  }
+  const p = payload as Record<string, unknown>;
+  switch (commandName) {
+    case "run":
+      return {
+        ok: true,
+        command: {
+          name: "run",
+          ...(typeof p.check === "string" ? { check: p.check } : {}),
+          ...(typeof p.area === "string" ? { area: p.area as Area } : {}),
+        },
+      };
+    case "identify":
+      return {
+        ok: true,
+        command: {
+          name: "identify",
+          durationS: typeof p.duration_s === "number" ? p.duration_s : IDENTIFY_DEFAULT_S,
+        },
+      };
+    case "reload":
+      return { ok: true, command: { name: "reload" } };
+    case "config":
+      return { ok: true, command: { name: "config" } };
+  }
+}
+
+function problemText(path: string, message: string, value: unknown): string {
+  const field = path === "" ? "(payload)" : clip(path.slice(1).replaceAll("/", "."), 64);
+  if (path === "/schema")
+    return `schema: must be ${SCHEMA_VERSION} (this probe speaks payload schema ${SCHEMA_VERSION})`;
+  if (path === "/request_id" && typeof value === "string")
+    return "request_id: must be 1-64 characters from A-Z a-z 0-9 _ . : - (it becomes a topic level)";
+  return `${field}: ${clip(message)}`;
+}
+
+function requestIdOf(payload: unknown): string | undefined {
+  if (typeof payload !== "object" || payload === null || Array.isArray(payload)) return undefined;
+  const id = (payload as Record<string, unknown>).request_id;
+  return typeof id === "string" && REQUEST_ID.test(id) ? id : undefined;
+}
+
+function requestIdProblems(payload: unknown): string[] {
+  if (typeof payload !== "object" || payload === null || Array.isArray(payload))
+    return [`(payload): must be a JSON object, got ${jsonType(payload)}`];
+  const id = (payload as Record<string, unknown>).request_id;
+  if (id === undefined) return ["request_id: required"];
+  return [problemText("/request_id", `must be a string, got ${jsonType(id)}`, id)];
+}
+
+/** A response topic we may publish to: a topic name, not a filter, not a broker-internal `$` topic. */
+function usableResponseTopic(topic: string | undefined): string | undefined {
+  if (topic === undefined || topic === "" || topic.length > 1024) return undefined;
+  if (topic.startsWith("$") || topic.includes("+") || topic.includes("#") || topic.includes("\0"))
+    return undefined;
+  return topic;
+}
+
+function jsonType(v: unknown): string {
+  return v === null ? "null" : Array.isArray(v) ? "an array" : typeof v;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Keeps what a publisher chose from blowing up replies and logs. */
+function clip(text: string, max = MAX_TEXT): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}

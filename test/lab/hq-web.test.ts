@@ -1,0 +1,185 @@
+// The HQ fleet page in a real browser: `netprobe hq serve` runs in the lab's hq namespace on its lab
+// address, headless Chromium (Debian's, driven by playwright-core) runs in the same namespace
+// (test/lab/hq-browser-driver.ts), the real probe runs in the probe namespace. What an operator
+// at the wall screen would check: the probe's tile appears when it comes online, its WAN LED turns
+// red after a WAN outage within 3 s of the health message reaching HQ, and the tile shows offline
+// (from the MQTT will) once the probe is killed. Screenshots go to test-artifacts/.
+import type { ChildProcess } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { afterAll, describe, expect, it } from "vitest";
+import { labCredentials } from "../../scripts/lab/broker-tls.ts";
+import { ADDR } from "../../scripts/lab/lab.ts";
+import { useLab } from "./lab-fixture.ts";
+import { exited, probeStatus, startHq, startProbe, waitFor } from "./probe-harness.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const CLI = join(ROOT, "services/probe/src/cli.ts");
+const ARTIFACTS = join(ROOT, "test-artifacts");
+const PORT = 8080;
+const TILE = '.tile[data-probe="lab/probe-1"]';
+const WAN = (colour: string) => `${TILE} .led[data-led="wan"][data-colour="${colour}"]`;
+
+interface Answer {
+  id?: number;
+  ok?: boolean;
+  at?: number;
+  text?: string;
+  error?: string;
+  ready?: boolean;
+}
+
+/** The browser driver inside the hq namespace, spoken to line by line. */
+function startBrowser(lab: ReturnType<ReturnType<typeof useLab>>) {
+  const child = lab.spawn("hq", [process.execPath, join(ROOT, "test/lab/hq-browser-driver.ts")], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const waiting = new Map<number, (a: Answer) => void>();
+  let ready: ((a: Answer) => void) | undefined;
+  const readyP = new Promise<Answer>((r) => (ready = r));
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    const a = JSON.parse(line) as Answer;
+    if (a.ready !== undefined) return ready?.(a);
+    if (a.id !== undefined) waiting.get(a.id)?.(a);
+  });
+  child.once("exit", (code) => {
+    ready?.({ ready: false, error: `driver exited ${code}` });
+    for (const w of waiting.values()) w({ ok: false, error: `driver exited ${code}` });
+  });
+  let next = 1;
+  const call = (cmd: Record<string, unknown>): Promise<Answer> => {
+    const id = next++;
+    return new Promise((resolve) => {
+      waiting.set(id, resolve);
+      child.stdin!.write(`${JSON.stringify({ ...cmd, id })}\n`);
+    });
+  };
+  const must = async (cmd: Record<string, unknown>): Promise<Answer> => {
+    const a = await call(cmd);
+    if (!a.ok) throw new Error(`browser: ${JSON.stringify(cmd)} failed: ${a.error}`);
+    return a;
+  };
+  return {
+    child,
+    ready: readyP,
+    goto: (url: string) => must({ op: "goto", url }),
+    /** Resolves with the wall-clock time the selector first matched. */
+    wait: async (selector: string, timeoutMs: number) =>
+      (await must({ op: "wait", selector, timeoutMs })).at!,
+    click: (selector: string) => must({ op: "click", selector }),
+    text: async (selector: string) => (await must({ op: "text", selector })).text ?? "",
+    shot: (name: string) => must({ op: "shot", path: join(ARTIFACTS, `hq-web-${name}.png`) }),
+  };
+}
+
+describe("HQ fleet page in headless Chromium", () => {
+  const lab = useLab();
+  const children: ChildProcess[] = [];
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGTERM");
+    await Promise.all(children.map((c) => exited(c)));
+  });
+
+  it("tile appears online, WAN LED red within 3 s of the health message, offline from the will", async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const c = labCredentials(lab().info.dir, "hq");
+    const hqLog: string[] = [];
+    const brokerArgs = [
+      ...["--url", c.url, "--username", c.username, "--password", c.password],
+      ...["--ca", c.ca_file, "--cert", c.cert_file, "--key", c.key_file],
+    ];
+    const hq = lab().spawn(
+      "hq",
+      [process.execPath, CLI, "hq", "serve", ...brokerArgs, ...["--host", ADDR.hq4, "--port", String(PORT)]],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    children.push(hq);
+    createInterface({ input: hq.stderr! }).on("line", (l) => hqLog.push(l));
+    await waitFor(
+      "HQ serving its page and connected",
+      15_000,
+      () =>
+        hqLog.some((l) => l.includes("serving the fleet page")) &&
+        hqLog.some((l) => l.includes("connected to the fleet broker")),
+    );
+
+    // A second HQ-side subscriber timestamps every message as it reaches HQ (same machine clock).
+    const t0 = Date.now();
+    const timer = startHq(lab(), "hq-web-timer", false);
+    children.push(timer.child);
+    await waitFor("timing subscriber connected", 10_000, () => timer.connected());
+
+    const browser = startBrowser(lab());
+    children.push(browser.child);
+    const ready = await browser.ready;
+    expect(ready, `Chromium did not start: ${ready.error}`).toMatchObject({ ready: true });
+    await browser.goto(`http://${ADDR.hq4}:${PORT}/`);
+    await browser.wait("#no-probes:not([hidden])", 5000);
+
+    // 1. The probe comes online → its tile appears, online; the areas get their verdicts.
+    const probe = startProbe(lab());
+    children.push(probe);
+    await browser.wait(`${TILE}[data-state="online"]`, 30_000);
+    await browser.wait(WAN("green"), 40_000);
+    expect(await browser.text(`${TILE} [data-role="state"]`)).toBe("online");
+    await browser.shot("1-online");
+    // The terminal view sees the same fleet.
+    const watch = await lab().exec(
+      "hq",
+      [process.execPath, CLI, "hq", "watch", ...brokerArgs, "--once", "2", "--json"],
+      {
+        timeoutMs: 20_000,
+      },
+    );
+    expect(watch.code, watch.stderr).toBe(0);
+    const watched = JSON.parse(watch.stdout) as Array<{
+      key: string;
+      state: string;
+      leds: Array<{ led: string; look: string }>;
+    }>;
+    expect(watched.find((p) => p.key === "lab/probe-1")).toMatchObject({ state: "online" });
+
+    // 2. WAN outage. HQ is behind the WAN in the lab, so the probe's health (WAN failing) is queued
+    //    in its outbox and reaches HQ when the WAN is back; the page must show it within 3 s.
+    await lab().fault("wan-down", true);
+    await waitFor(
+      "the probe's own WAN verdict: failing",
+      60_000,
+      () => probeStatus(lab()).health?.areas.wan?.state === "failing",
+    );
+    await lab().fault("wan-down", false);
+    const redAt = await browser.wait(WAN("red"), 60_000);
+    const health = timer
+      .on("health")
+      .find((m) => (m.payload.areas as Record<string, { state: string }>).wan?.state === "failing");
+    expect(health, "HQ received no health message with WAN failing").toBeDefined();
+    const healthAt = t0 + health!.at;
+    const ms = redAt - healthAt;
+    console.log(`WAN LED red on the page ${ms} ms after the health message reached HQ`);
+    expect(ms).toBeLessThan(3000);
+    await browser.shot("2-wan-red");
+
+    // Drill-down: recent results with the latency/loss chart.
+    await browser.click(TILE);
+    await browser.wait(
+      '#detail[data-probe="lab/probe-1"] .check[data-check="gateway-icmp"] svg.chart path',
+      10_000,
+    );
+    await browser.shot("3-drilldown");
+
+    // 3. The probe is killed: no clean offline, the broker publishes the will after 1.5 × keepalive (5 s).
+    await browser.wait(`${TILE}[data-state="online"]`, 30_000);
+    probe.kill("SIGKILL");
+    const killedAt = Date.now();
+    const offlineAt = await browser.wait(`${TILE}[data-state="offline"]`, 20_000);
+    console.log(`tile offline ${offlineAt - killedAt} ms after SIGKILL (keepalive 5 s)`);
+    expect(await browser.text(`${TILE} [data-role="state"]`)).toBe("offline");
+    await browser.click("#detail a");
+    await browser.shot("4-offline");
+
+    // The page and HQ never crashed, and the service's counters made it to the page.
+    expect(hq.exitCode).toBeNull();
+    expect(await browser.text("#counters")).toMatch(/\d+ results · \d+ duplicates · 0 malformed/);
+  });
+});
