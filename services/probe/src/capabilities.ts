@@ -1,0 +1,58 @@
+// Least privilege: the service runs as a non-root user with only CAP_NET_RAW (raw ICMP sockets,
+// packet capture and injection) and CAP_NET_ADMIN. At start-up it reads its effective
+// capabilities and, if CAP_NET_RAW is missing, says so in ONE line naming the checks that cannot
+// work; those checks then report `error` with their own no-permission code, the others run.
+import { readFileSync } from "node:fs";
+
+/** Capability numbers from linux/capability.h. */
+const CAP_BITS = { CAP_NET_ADMIN: 12, CAP_NET_RAW: 13 } as const;
+export type CapabilityName = keyof typeof CAP_BITS;
+
+/** Check kinds that open raw sockets or capture frames, and so need CAP_NET_RAW. */
+export const NET_RAW_KINDS: readonly string[] = [
+  "icmp",
+  "traceroute",
+  "path-mtu",
+  "arp",
+  "gateway",
+  "dhcp",
+  "lldp",
+];
+
+/** The effective capability mask of this process (from /proc/self/status), or null if unreadable. */
+export function effectiveCapabilities(status?: string): bigint | null {
+  let text = status;
+  if (text === undefined) {
+    try {
+      text = readFileSync("/proc/self/status", "utf8");
+    } catch {
+      return null;
+    }
+  }
+  const m = /^CapEff:\s*([0-9a-f]+)$/im.exec(text);
+  return m ? BigInt(`0x${m[1]!}`) : null;
+}
+
+/** Whether the mask holds a capability. */
+export function hasCapability(mask: bigint, cap: CapabilityName): boolean {
+  return ((mask >> BigInt(CAP_BITS[cap])) & 1n) === 1n;
+}
+
+/**
+ * The one start-up line about a missing CAP_NET_RAW, or null when nothing is missing (or the
+ * mask is unknown, or no configured check needs it). `checks` are the enabled checks.
+ */
+export function missingCapabilityLine(
+  checks: ReadonlyArray<{ name: string; kind: string }>,
+  mask: bigint | null = effectiveCapabilities(),
+): string | null {
+  if (mask === null || hasCapability(mask, "CAP_NET_RAW")) return null;
+  const affected = checks.filter((c) => NET_RAW_KINDS.includes(c.kind));
+  if (affected.length === 0) return null;
+  const others = checks.length - affected.length;
+  return (
+    `missing capability CAP_NET_RAW: checks ${affected.map((c) => `${c.name} (${c.kind})`).join(", ")} ` +
+    `cannot run and will report errors; the other ${others} check${others === 1 ? "" : "s"} run. ` +
+    "Grant it with systemd AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN (or cap_add: NET_RAW in compose)."
+  );
+}
