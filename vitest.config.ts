@@ -15,6 +15,17 @@ export default defineConfig({
           hookTimeout: 120_000,
         },
       },
+      {
+        // The fault suite (test/fault/): the real service against broker outages, kill -9, disk
+        // full…; long rows, one file at a time. NETPROBE_FAULT_LONG=1 runs the full durations.
+        test: {
+          name: "fault",
+          include: ["test/fault/**/*.test.ts"],
+          fileParallelism: false,
+          testTimeout: 1_200_000,
+          hookTimeout: 120_000,
+        },
+      },
     ],
   },
 });

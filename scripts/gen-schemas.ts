@@ -1,6 +1,7 @@
 /**
  * Writes the files generated from the TypeBox definitions (STYLE.md §5: types and JSON Schemas
- * from one definition): the JSON Schemas under schemas/ and the generated tables of docs/.
+ * from one definition): the JSON Schemas under schemas/ (the config file, and every MQTT payload
+ * under schemas/mqtt/) and the generated sections of docs/config.md and docs/mqtt.md.
  *
  *   node scripts/gen-schemas.ts            rewrite every stale file
  *   node scripts/gen-schemas.ts --check    write nothing; exit 1 naming each stale file
@@ -8,12 +9,13 @@
  *
  * Output goes through prettier with the repository's settings, so `prettier --check` agrees.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import * as prettier from "prettier";
 import { fillGeneratedSections } from "../services/probe/src/config/reference.ts";
 import { configJsonSchema } from "../services/probe/src/config/schema.ts";
+import { fillMqttSections, mqttSchemaFiles } from "../services/probe/src/contract/reference.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 
@@ -32,6 +34,18 @@ const GENERATED: Generated[] = [
       if (current === undefined)
         throw new Error("docs/config.md is missing (it holds the prose around the tables)");
       return fillGeneratedSections(current);
+    },
+  },
+  ...Object.entries(mqttSchemaFiles()).map(([file, schema]) => ({
+    file,
+    render: () => JSON.stringify(schema, null, 2),
+  })),
+  {
+    file: "docs/mqtt.md",
+    render: (current) => {
+      if (current === undefined)
+        throw new Error("docs/mqtt.md is missing (it holds the prose around the tables)");
+      return fillMqttSections(current);
     },
   },
 ];
@@ -62,6 +76,18 @@ async function main(): Promise<number> {
       mkdirSync(dirname(path), { recursive: true });
       writeFileSync(path, wanted);
       console.log(`wrote ${g.file}`);
+    }
+  }
+  // A schema of a topic that no longer exists must not stay published as if it were current.
+  const mqttDir = join(root, "schemas/mqtt");
+  const wanted = new Set(GENERATED.map((g) => g.file));
+  for (const name of existsSync(mqttDir) ? readdirSync(mqttDir) : []) {
+    const file = `schemas/mqtt/${name}`;
+    if (wanted.has(file)) continue;
+    stale.push(file);
+    if (!values.check) {
+      rmSync(join(root, file));
+      console.log(`removed ${file}`);
     }
   }
   if (values.check && stale.length > 0) {

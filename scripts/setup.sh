@@ -7,7 +7,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NODE_MAJOR=22
 APT_PACKAGES=(
   ca-certificates iproute2 nftables iputils-ping dnsmasq-base mosquitto mosquitto-clients
-  libpcap-dev python3 make g++ procps psmisc kmod dnsutils udhcpc
+  libpcap-dev python3 make g++ procps psmisc kmod dnsutils udhcpc openssl
+  librsvg2-bin device-tree-compiler
+  lldpd tcpdump nmap fping tshark
+  kamailio sipsak
+  debootstrap systemd
+  prometheus-blackbox-exporter curl
+  chromium
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -26,7 +32,7 @@ install_apt() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
   # Debian starts these as system services; the lab runs its own instances inside namespaces.
-  for svc in mosquitto dnsmasq; do
+  for svc in mosquitto dnsmasq lldpd kamailio prometheus-blackbox-exporter; do
     if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled "$svc" >/dev/null 2>&1; then
       systemctl disable --now "$svc" >/dev/null 2>&1 || true
     fi

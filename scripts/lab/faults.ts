@@ -1,4 +1,6 @@
+import { LAN } from "./lan-hosts.ts";
 import { ADDR } from "./topology.ts";
+import { CERT_DAYS, DNS_SLOW_MS, WAN } from "./wan-servers.ts";
 
 // Faults switched by name. Each one breaks exactly one thing, is idempotent in both directions and
 // knows how to undo itself. Packet-dropping faults are rules in the lab's own nftables table inside
@@ -6,10 +8,38 @@ import { ADDR } from "./topology.ts";
 // are on, so switching is one atomic `nft -f` and on/off twice is harmless.
 
 /** Name of a fault the lab can switch on and off. */
-export type FaultName = "gateway-down" | "broker-down" | "wan-down" | "dns-down" | "dhcp-down";
+export type FaultName =
+  | "link-down"
+  | "rogue-dhcp"
+  | "dhcp-pool-exhausted"
+  | "dup-ip"
+  | "gateway-mac-change"
+  | "lldp-port-change"
+  | "gateway-down"
+  | "broker-down"
+  | "wan-down"
+  | "dns-down"
+  | "dhcp-down"
+  | "mtu-small"
+  | "wan-loss"
+  | "wan-latency"
+  | "wan-jitter"
+  | "wan-hop-loss"
+  | "pbx-down"
+  | "sip-auth-fail"
+  | "rtp-loss"
+  | "rtp-jitter"
+  | "one-way-audio"
+  | "dns-slow"
+  | "dns-servfail"
+  | "dns-hijack"
+  | "dns-spoof"
+  | "cert-expiring";
 
 /** What a fault may act on; the Lab implements it. */
 export interface FaultActions {
+  /** Renders the LAN extras (lan-hosts.ts) from the LAN faults as they are after this switch. */
+  applyLan(): Promise<void>;
   /** Runs `ip -n <gw namespace> ...args`. */
   gwIp(...args: string[]): Promise<void>;
   /** Loads the gateway's nft table rendered from the faults that are on after this switch. */
@@ -18,7 +48,30 @@ export interface FaultActions {
   stopBroker(): Promise<void>;
   /** Starts mosquitto with the same config and persistence and waits until it accepts clients. */
   startBroker(): Promise<void>;
+  /** Applies the internet path's faults (wan-path.ts) as they are after this switch, values included. */
+  applyWanPath(): Promise<void>;
+  /** Applies the PBX faults (pbx.ts) as they are after this switch, values included. */
+  applyPbx(): Promise<void>;
+  /** Switches the WAN services (wan-servers.ts) to the DNS/TLS faults as they are after this switch. */
+  applyWanServers(): Promise<void>;
 }
+
+/** A fault that takes a number (`netprobe lab fault wan-loss on 5`): its unit, default and range. */
+export interface FaultValueSpec {
+  unit: "%" | "ms";
+  default: number;
+  max: number;
+}
+
+/** The faults that take a value. */
+export const FAULT_VALUES: Readonly<Partial<Record<FaultName, FaultValueSpec>>> = {
+  "wan-loss": { unit: "%", default: 5, max: 100 },
+  "wan-latency": { unit: "ms", default: 100, max: 10_000 },
+  "wan-jitter": { unit: "ms", default: 10, max: 1_000 },
+  "wan-hop-loss": { unit: "%", default: 50, max: 100 },
+  "rtp-loss": { unit: "%", default: 5, max: 100 },
+  "rtp-jitter": { unit: "ms", default: 30, max: 1_000 },
+};
 
 /** The nft chains of the lab's table that faults add rules to. */
 type FaultChain = "input" | "forward";
@@ -56,6 +109,92 @@ const SPECS = {
   "dhcp-down": {
     description: "the gateway's DHCP server does not answer (nft drop of UDP port 67 arriving on the LAN)",
     nft: { input: [`${lan} udp dport 67 drop`] },
+  },
+  "link-down": {
+    description: "the switch port of the probe (sw probe0) is down: the probe loses carrier",
+    apply: (a) => a.applyLan(),
+  },
+  "rogue-dhcp": {
+    description: `a second DHCP server (dnsmasq on the lan host, ${LAN.host4}, MAC ${LAN.hostMac}) answers on the LAN`,
+    apply: (a) => a.applyLan(),
+  },
+  "dhcp-pool-exhausted": {
+    description:
+      "every address of the gateway's DHCP pool is reserved for other clients: no offer for the probe",
+    apply: (a) => a.applyLan(),
+  },
+  "dup-ip": {
+    description: `the lan host (MAC ${LAN.hostMac}) also takes the probe's address ${ADDR.probe4}`,
+    apply: (a) => a.applyLan(),
+  },
+  "gateway-mac-change": {
+    description: `the gateway's LAN MAC changes from ${ADDR.gwLanMac} to ${LAN.gwAltMac}`,
+    apply: (a) => a.applyLan(),
+  },
+  "lldp-port-change": {
+    description: `the switch advertises port ${LAN.movedPort} instead of ${LAN.probePort} to the probe (it "moved")`,
+    apply: (a) => a.applyLan(),
+  },
+  "mtu-small": {
+    description: `the r1–r2 link of the internet path has an MTU of 1400 (path MTU to ${ADDR.farTarget4} drops from 1500)`,
+    apply: (a) => a.applyWanPath(),
+  },
+  "wan-loss": {
+    description: `the far target ${ADDR.farTarget4} leaves exactly PCT % of echo requests unanswered (default 5)`,
+    apply: (a) => a.applyWanPath(),
+  },
+  "wan-latency": {
+    description: `the far target ${ADDR.farTarget4} holds every echo reply MS ms (default 100)`,
+    apply: (a) => a.applyWanPath(),
+  },
+  "wan-jitter": {
+    description: `the far target ${ADDR.farTarget4} adds a random hold of 0–3×MS ms per reply: RFC 3550 jitter of MS (default 10)`,
+    apply: (a) => a.applyWanPath(),
+  },
+  "wan-hop-loss": {
+    description:
+      "router r1 (hop 3 of the internet path) drops PCT % of its ICMP time-exceeded replies (default 50)",
+    apply: (a) => a.applyWanPath(),
+  },
+  "pbx-down": {
+    description: "kamailio on the PBX (203.0.113.60) is stopped: SIP gets ICMP port unreachable",
+    apply: (a) => a.applyPbx(),
+  },
+  "sip-auth-fail": {
+    description: "the test account's password is changed on the PBX: REGISTER and INVITE get 401/407 again",
+    apply: (a) => a.applyPbx(),
+  },
+  "rtp-loss": {
+    description: "the PBX's echo drops PCT % of the audio it returns (default 5)",
+    apply: (a) => a.applyPbx(),
+  },
+  "rtp-jitter": {
+    description: "the PBX's echo holds each packet 0–3×MS ms at random: RFC 3550 jitter of MS (default 30)",
+    apply: (a) => a.applyPbx(),
+  },
+  "one-way-audio": {
+    description: "the PBX's echo answers but returns no audio (its RTCP reports still arrive)",
+    apply: (a) => a.applyPbx(),
+  },
+  "dns-slow": {
+    description: `the provider's resolver ${WAN.dnsResolver4} (and so the gateway's forwarded names) answers ${DNS_SLOW_MS} ms late`,
+    apply: (a) => a.applyWanServers(),
+  },
+  "dns-servfail": {
+    description: `the provider's resolver ${WAN.dnsResolver4} answers every query SERVFAIL`,
+    apply: (a) => a.applyWanServers(),
+  },
+  "dns-hijack": {
+    description: `the provider's resolver ${WAN.dnsResolver4} answers names that do not exist with ${WAN.hijack4} (NXDOMAIN hijacking)`,
+    apply: (a) => a.applyWanServers(),
+  },
+  "dns-spoof": {
+    description: `the provider's resolver ${WAN.dnsResolver4} answers existing names with the wrong address ${WAN.hijack4}`,
+    apply: (a) => a.applyWanServers(),
+  },
+  "cert-expiring": {
+    description: `the HTTPS server ${WAN.web4}:443 presents a certificate that expires in ${CERT_DAYS.expiring} days`,
+    apply: (a) => a.applyWanServers(),
   },
 } satisfies Record<FaultName, FaultSpec>;
 

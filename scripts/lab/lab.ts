@@ -12,9 +12,14 @@ import {
 import { renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { FAULT_NAMES, isFaultName, nftRuleset, noFaults, switchFault } from "./faults.ts";
+import { FAULT_NAMES, FAULT_VALUES, isFaultName, nftRuleset, noFaults, switchFault } from "./faults.ts";
 import type { FaultActions, FaultName } from "./faults.ts";
+import { ensureBrokerTls } from "./broker-tls.ts";
 import { daemonSpecs, startDaemon } from "./peers.ts";
+import { applyWanPath, buildWanPath } from "./wan-path.ts";
+import { applyLanFaults, buildLanHosts } from "./lan-hosts.ts";
+import { applyPbx, buildPbx } from "./pbx.ts";
+import { ensureWanServers, setWanServers, wanModeFor } from "./wan-servers.ts";
 import type { DaemonName } from "./peers.ts";
 import { isAlive, processStartTime, run, runOk, runSync, signal, sleep, sleepSync, tail } from "./run.ts";
 import type { RunResult } from "./run.ts";
@@ -27,7 +32,7 @@ import type { LabAddresses, LabHost } from "./topology.ts";
 
 export { ADDR, DNS_RECORDS, HOSTS, listNamespaces } from "./topology.ts";
 export type { LabAddresses, LabHost } from "./topology.ts";
-export { FAULTS, FAULT_NAMES, isFaultName } from "./faults.ts";
+export { FAULTS, FAULT_NAMES, FAULT_VALUES, isFaultName } from "./faults.ts";
 export type { FaultName } from "./faults.ts";
 export type { DaemonName } from "./peers.ts";
 export type { RunResult } from "./run.ts";
@@ -50,6 +55,8 @@ export interface LabInfo {
   probeStatic: boolean;
   /** Faults currently on (as of load or the last fault() through this object). */
   faults: Record<FaultName, boolean>;
+  /** The value of each value-taking fault that is on (`wan-loss` 5 …); see FAULT_VALUES. */
+  faultValues?: Partial<Record<FaultName, number>>;
 }
 
 /** Options of {@link labUp}. */
@@ -132,17 +139,30 @@ export class Lab {
     return child;
   }
 
-  /** Switches a fault on or off (idempotent); see FAULTS for what each one breaks. */
-  async fault(name: FaultName, on: boolean): Promise<void> {
+  /**
+   * Switches a fault on or off (idempotent); see FAULTS for what each one breaks. `value` is for
+   * the faults in FAULT_VALUES (default: theirs); others reject it.
+   */
+  async fault(name: FaultName, on: boolean, value?: number): Promise<void> {
     if (!isFaultName(name))
       throw new Error(`unknown lab fault "${String(name)}"; known: ${FAULT_NAMES.join(", ")}`);
-    const next = { ...readState(this.info.name).info.faults, [name]: on };
-    await switchFault(name, on, faultActions(this.info, next));
+    const valueSpec = FAULT_VALUES[name];
+    if (value !== undefined && valueSpec === undefined) throw new Error(`lab fault ${name} takes no value`);
+    if (value !== undefined && valueSpec && !(value >= 0 && value <= valueSpec.max))
+      throw new Error(`lab fault ${name}: value must be in [0, ${valueSpec.max}] ${valueSpec.unit}`);
+    const current = readState(this.info.name).info;
+    const next = { ...current.faults, [name]: on };
+    const values = { ...current.faultValues };
+    if (valueSpec && on) values[name] = value ?? valueSpec.default;
+    else delete values[name];
+    await switchFault(name, on, faultActions(this.info, next, values));
     // Re-read: stopping or starting the broker updated the pids in the meantime.
     const state = readState(this.info.name);
     state.info.faults = next;
+    state.info.faultValues = values;
     writeState(state);
     this.info.faults = next;
+    this.info.faultValues = values;
   }
 
   /** Hosts present, daemons alive, faults on. */
@@ -227,12 +247,17 @@ export async function labUp(opts: LabUpOptions = {}): Promise<Lab> {
   const lab = new Lab(info);
   try {
     await buildTopology(info.ns, { probeStatic: info.probeStatic });
+    await buildWanPath(info.ns, dir);
+    await buildLanHosts(info.ns, dir);
+    await buildPbx(info.ns, dir);
     await loadFirewall(info, info.faults);
     await verifyReachable(lab);
     ensureDaemon(info, "dnsmasq");
     await waitDnsmasq(lab);
+    ensureBrokerTls(dir); // CA, certificates, passwords and ACL the broker's config points at
     ensureDaemon(info, "mosquitto");
     await waitBroker(lab);
+    await ensureWanServers(info); // DNS, HTTP(S), echo and SNTP on wan, reset to no faults
   } catch (err) {
     // Clean up what was built; the error already carries the log tails that are about to go.
     await lab.down();
@@ -463,9 +488,11 @@ async function waitFor(
 async function verifyReachable(lab: Lab): Promise<void> {
   const { info } = lab;
   const from: LabHost = info.probeStatic ? "probe" : "gw";
-  const targets = info.probeStatic
+  const targets: string[] = info.probeStatic
     ? [ADDR.gwLan4, ADDR.wanTarget4, ADDR.hq4, ADDR.gwLan6, ADDR.wanTarget6, ADDR.hq6]
     : [ADDR.wanTarget4, ADDR.hq4, ADDR.wanTarget6, ADDR.hq6];
+  // The far target answers through icmp-responder.ts, which may still be starting.
+  targets.push(ADDR.farTarget4, ADDR.farTarget6);
   const deadline = Date.now() + READY_TIMEOUT_MS;
   const failures = await Promise.all(
     targets.map(async (target) => {
@@ -490,9 +517,33 @@ async function loadFirewall(info: LabInfo, faults: Record<FaultName, boolean>): 
   await runOk(["ip", "netns", "exec", info.ns.gw, "nft", "-f", "-"], { input: nftRuleset(faults) });
 }
 
-function faultActions(info: LabInfo, next: Record<FaultName, boolean>): FaultActions {
+function faultActions(
+  info: LabInfo,
+  next: Record<FaultName, boolean>,
+  values: Partial<Record<FaultName, number>>,
+): FaultActions {
   const lab = new Lab(info);
+  const valueOf = (f: FaultName): number => (next[f] ? (values[f] ?? FAULT_VALUES[f]?.default ?? 0) : 0);
   return {
+    applyLan: () => applyLanFaults(info.ns, info.dir, next),
+    applyWanPath: () =>
+      applyWanPath(info.ns, info.dir, {
+        loss_pct: valueOf("wan-loss"),
+        latency_ms: valueOf("wan-latency"),
+        jitter_ms: valueOf("wan-jitter"),
+        hop_loss_pct: valueOf("wan-hop-loss"),
+        mtu_small: next["mtu-small"],
+      }),
+    applyPbx: () =>
+      applyPbx(info.ns, info.dir, {
+        down: next["pbx-down"],
+        authFail: next["sip-auth-fail"],
+        loss_pct: valueOf("rtp-loss"),
+        jitter_ms: valueOf("rtp-jitter"),
+        delay_ms: 0,
+        oneWay: next["one-way-audio"],
+      }),
+    applyWanServers: async () => void (await setWanServers(info.dir, wanModeFor(next))),
     gwIp: async (...args) => void (await runOk(["ip", "-n", info.ns.gw, ...args])),
     applyFirewall: () => loadFirewall(info, next),
     stopBroker: () => stopDaemon(info, "mosquitto"),
@@ -595,8 +646,12 @@ const REQUIRED_COMMANDS: Record<string, string> = {
   nft: "nftables",
   sysctl: "procps",
   dnsmasq: "dnsmasq-base",
+  lldpd: "lldpd",
+  lldpcli: "lldpd",
   mosquitto: "mosquitto",
   mosquitto_sub: "mosquitto-clients",
+  mosquitto_passwd: "mosquitto",
+  openssl: "openssl",
   ping: "iputils-ping",
   dig: "dnsutils",
 };

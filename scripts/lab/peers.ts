@@ -1,7 +1,9 @@
 import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { anonAclFile, tlsListenerConfig } from "./broker-tls.ts";
 import { ADDR, DNS_RECORDS } from "./topology.ts";
+import { WAN } from "./wan-servers.ts";
 import type { LabHost } from "./topology.ts";
 
 // The real peers of the lab: long-running daemons started inside a namespace, detached from the
@@ -43,6 +45,10 @@ function dnsmasqSpec(dir: string): DaemonSpec {
     `domain-needed`,
     `local=/lab.example/`,
     `local=/${ADDR.domain}/`,
+    // Every other name goes to the provider's resolver on the WAN (wan-servers.ts), uncached so the
+    // dns-* faults show through the gateway at once (as they would once a TTL ran out).
+    `server=${WAN.dnsResolver4}`,
+    `cache-size=0`,
     `domain=${ADDR.domain}`,
     ...records,
     `dhcp-range=${ADDR.dhcpPoolStart},${ADDR.dhcpPoolEnd},255.255.255.0,${ADDR.dhcpLeaseS}`,
@@ -53,6 +59,8 @@ function dnsmasqSpec(dir: string): DaemonSpec {
     // than a DHCP check's timeout. Duplicate addresses are the probe's job (RFC 5227), not the lab's.
     `no-ping`,
     `dhcp-leasefile=${join(dir, "dnsmasq.leases")}`,
+    // Reservations the dhcp-pool-exhausted fault fills (lan-hosts.ts); re-read on SIGHUP.
+    `dhcp-hostsfile=${join(dir, "dhcp-hosts")}`,
     `pid-file=${join(dir, "dnsmasq.pid")}`,
     `log-facility=${logPath}`,
     `log-queries`,
@@ -77,8 +85,6 @@ function mosquittoSpec(dir: string): DaemonSpec {
   const logPath = join(dir, "mosquitto.log");
   const config = [
     `# netprobe lab headquarters broker.`,
-    `listener ${ADDR.brokerPort}`,
-    `allow_anonymous true`,
     // Persistence survives the broker-down fault: sessions of clean=false clients and their queued
     // QoS 1 messages are written on SIGTERM and read back on start.
     `persistence true`,
@@ -91,6 +97,12 @@ function mosquittoSpec(dir: string): DaemonSpec {
     `log_type information`,
     `connection_messages true`,
     `log_timestamp_format %Y-%m-%dT%H:%M:%S`,
+    // The fleet's TLS listener exactly as deploy/mosquitto/netprobe.conf (mutual TLS, passwords,
+    // ACL; files from broker-tls.ts), then a plain anonymous listener confined to netprobe-lab/#.
+    tlsListenerConfig(dir),
+    `listener ${ADDR.brokerPort}`,
+    `allow_anonymous true`,
+    `acl_file ${anonAclFile(dir)}`,
     ``,
   ].join("\n");
   return {

@@ -8,12 +8,15 @@ import { runOk, run } from "./run.ts";
 //   probe(eth0) ──┐
 //                 sw(br0)          gw(lan0 | wan0) ── (gw0)wan(hq0) ── (eth0)hq
 //   gw(lan0) ─────┘                 dnsmasq, NAT       targets on lo     mosquitto
+//                                                        │(r10)
+//                                     the internet path: r1 ── r2 ── far (wan-path.ts: traceroute,
+//                                                        path MTU, ICMP responder with impairment)
 
 /** The machines of the lab; each one is a network namespace named `<lab>-<host>`. */
-export type LabHost = "sw" | "probe" | "gw" | "wan" | "hq";
+export type LabHost = "sw" | "probe" | "gw" | "wan" | "hq" | "r1" | "r2" | "far" | "pbx" | "lan";
 
 /** Every host, in build order. */
-export const HOSTS: readonly LabHost[] = ["sw", "probe", "gw", "wan", "hq"];
+export const HOSTS: readonly LabHost[] = ["sw", "probe", "gw", "wan", "hq", "r1", "r2", "far", "pbx", "lan"];
 
 /** Addresses, MACs and interface names of the lab (documentation ranges only: RFC 5737, RFC 3849). */
 export const ADDR = {
@@ -44,9 +47,32 @@ export const ADDR = {
   /** `wan`'s address on the headquarters segment. */
   wanHq4: "203.0.113.1",
   wanHq6: "2001:db8:4::1",
-  /** Headquarters: the MQTT broker. */
+  /** Headquarters: the MQTT broker. The HQ segment is 203.0.113.0/25; the upper half is the internet path. */
   hq4: "203.0.113.50",
   hq6: "2001:db8:4::50",
+  /**
+   * The internet path beyond `wan` (scripts/lab/wan-path.ts): wan ─ r1 ─ r2 ─ far, one /30 (and
+   * one /64) per link. Traceroute from the probe: gw, wan, r1, r2, far. The r1–r2 link is the one
+   * `mtu-small` narrows.
+   */
+  pathWanR1_4: "203.0.113.129",
+  pathWanR1_6: "2001:db8:11::1",
+  pathR1Wan4: "203.0.113.130",
+  pathR1Wan6: "2001:db8:11::2",
+  pathR1R2_4: "203.0.113.133",
+  pathR1R2_6: "2001:db8:12::1",
+  pathR2R1_4: "203.0.113.134",
+  pathR2R1_6: "2001:db8:12::2",
+  pathR2Far4: "203.0.113.137",
+  pathR2Far6: "2001:db8:13::1",
+  pathFarR2_4: "203.0.113.138",
+  pathFarR2_6: "2001:db8:13::2",
+  /** The far target: its echo replies come from a userspace responder with known delay, jitter, loss. */
+  farTarget4: "203.0.113.200",
+  farTarget6: "2001:db8:14::200",
+  /** The hosted PBX / SIP trunk (scripts/lab/pbx.ts): kamailio :5060 and the RTP echo, behind wan. */
+  pbx4: "203.0.113.60",
+  pbx6: "2001:db8:60::60",
   brokerPort: 1883,
   /** dnsmasq's DHCP pool and options. */
   dhcpPoolStart: "192.0.2.100",
@@ -62,6 +88,7 @@ export type LabAddresses = typeof ADDR;
 export const DNS_RECORDS: Readonly<Record<string, { a: string; aaaa: string }>> = {
   "wan.lab.example": { a: ADDR.wanTarget4, aaaa: ADDR.wanTarget6 },
   "hq.lab.example": { a: ADDR.hq4, aaaa: ADDR.hq6 },
+  "pbx.lab.example": { a: ADDR.pbx4, aaaa: ADDR.pbx6 },
   "broker.lab.example": { a: ADDR.hq4, aaaa: ADDR.hq6 },
   [`gw.${ADDR.domain}`]: { a: ADDR.gwLan4, aaaa: ADDR.gwLan6 },
 };
@@ -133,19 +160,19 @@ export async function buildTopology(ns: LabNamespaces, opts: TopologyOptions): P
   await route(ns.gw, "-6", "default", "via", ADDR.wanGw6, "dev", ADDR.gwWanIf);
 
   // wan: the provider and the internet. There is no dummy link type in this kernel, so the
-  // targets live on lo (a /32 on lo wins over the HQ segment's /24 in the local table).
+  // targets live on lo (a /32 on lo wins over the HQ segment's /25 in the local table).
   await sysctl(ns.wan, { "net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": 1 });
   await ip(ns.wan, "link", "set", "gw0", "up");
   await ip(ns.wan, "link", "set", "hq0", "up");
   await addr(ns.wan, "gw0", `${ADDR.wanGw4}/24`, `${ADDR.wanGw6}/64`);
   await addr(ns.wan, "lo", `${ADDR.wanTarget4}/32`, `${ADDR.wanTarget6}/128`);
-  await addr(ns.wan, "hq0", `${ADDR.wanHq4}/24`, `${ADDR.wanHq6}/64`);
+  await addr(ns.wan, "hq0", `${ADDR.wanHq4}/25`, `${ADDR.wanHq6}/64`);
   // IPv4 from the office arrives masqueraded as 198.51.100.1; IPv6 is routed, so it needs a way back.
   await route(ns.wan, "-6", ADDR.lan6, "via", ADDR.gwWan6, "dev", "gw0");
 
   // hq
   await ip(ns.hq, "link", "set", "eth0", "up");
-  await addr(ns.hq, "eth0", `${ADDR.hq4}/24`, `${ADDR.hq6}/64`);
+  await addr(ns.hq, "eth0", `${ADDR.hq4}/25`, `${ADDR.hq6}/64`);
   await route(ns.hq, "-4", "default", "via", ADDR.wanHq4, "dev", "eth0");
   await route(ns.hq, "-6", "default", "via", ADDR.wanHq6, "dev", "eth0");
 }

@@ -1,13 +1,30 @@
 // Headquarters in a test: subscribes to every netprobe topic on the lab broker and prints one JSON
 // line per message ({topic, retain, qos, payload}); runs inside the lab's hq namespace.
 // A persistent session (clean=false, fixed client id) keeps QoS 1 messages queued at the broker
-// while this subscriber or the broker itself is restarting.
+// while this subscriber or the broker itself is restarting. The optional 4th argument is a
+// credentials file of the lab (scripts/lab/broker-tls.ts): TLS with client certificate + password.
+import { readFileSync } from "node:fs";
 import mqtt from "mqtt";
 
-const [url = "mqtt://127.0.0.1:1883", clientId = `hq-${process.pid}`, persistent = "1"] =
+const [url = "mqtt://127.0.0.1:1883", clientId = `hq-${process.pid}`, persistent = "1", credentials] =
   process.argv.slice(2);
+const tls = credentials
+  ? (JSON.parse(readFileSync(credentials, "utf8")) as Record<
+      "username" | "password" | "ca_file" | "cert_file" | "key_file",
+      string
+    >)
+  : undefined;
 const client = mqtt.connect(url, {
   clientId,
+  ...(tls
+    ? {
+        username: tls.username,
+        password: tls.password,
+        ca: readFileSync(tls.ca_file),
+        cert: readFileSync(tls.cert_file),
+        key: readFileSync(tls.key_file),
+      }
+    : {}),
   clean: persistent !== "1",
   protocolVersion: 5,
   properties: persistent === "1" ? { sessionExpiryInterval: 3600 } : {},

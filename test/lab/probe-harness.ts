@@ -3,6 +3,7 @@ import type { ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { join } from "node:path";
 import type { Lab } from "../../scripts/lab/lab.ts";
+import { credentialsFile, labCredentials, probeBrokerEnv } from "../../scripts/lab/broker-tls.ts";
 import { LAB_PROBE_CONFIG } from "../../services/probe/src/cli/lab-command.ts";
 import { readStatus, type StatusReport } from "../../services/probe/src/cli/status-command.ts";
 
@@ -24,10 +25,14 @@ export function probeDb(lab: Lab): string {
   return join(lab.info.dir, "probe.db");
 }
 
-/** Starts `netprobe run` in the lab's probe namespace with the lab config. */
-export function startProbe(lab: Lab, env: Record<string, string> = {}): ChildProcess & { log: string[] } {
-  const child = lab.spawn("probe", [process.execPath, CLI, "run", "--config", LAB_PROBE_CONFIG], {
-    env: { ...process.env, NETPROBE_STORE_PATH: probeDb(lab), ...env },
+/** Starts `netprobe run` in the lab's probe namespace with the lab config (TLS + probe-1's credentials). */
+export function startProbe(
+  lab: Lab,
+  env: Record<string, string> = {},
+  configFile: string = LAB_PROBE_CONFIG,
+): ChildProcess & { log: string[] } {
+  const child = lab.spawn("probe", [process.execPath, CLI, "run", "--config", configFile], {
+    env: { ...process.env, NETPROBE_STORE_PATH: probeDb(lab), ...probeBrokerEnv(lab.info.dir), ...env },
     stdio: ["ignore", "ignore", "pipe"],
   }) as ChildProcess & { log: string[] };
   child.log = [];
@@ -45,7 +50,7 @@ export async function exited(child: ChildProcess): Promise<{ code: number | stri
   );
 }
 
-/** A subscriber in the hq namespace; `persistent` keeps its QoS 1 queue across restarts of either side. */
+/** A subscriber in the hq namespace (TLS, HQ's credentials); `persistent` keeps its QoS 1 queue across restarts of either side. */
 export function startHq(lab: Lab, clientId: string, persistent: boolean) {
   const t0 = Date.now();
   const messages: Received[] = [];
@@ -55,9 +60,10 @@ export function startHq(lab: Lab, clientId: string, persistent: boolean) {
     [
       process.execPath,
       join(ROOT, "test/lab/hq-subscriber.ts"),
-      "mqtt://127.0.0.1:1883",
+      labCredentials(lab.info.dir, "hq").url,
       clientId,
       persistent ? "1" : "0",
+      credentialsFile(lab.info.dir, "hq"),
     ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );

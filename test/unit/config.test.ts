@@ -72,7 +72,24 @@ describe("a valid config", () => {
         reconnect_max_ms: 60_000,
       },
       areas: { fail_after: 3, recover_after: 2 },
-      leds: { backend: "terminal" },
+      leds: {
+        backend: "terminal",
+        board: "auto",
+        pins: {
+          link: { red: 17, green: 27 },
+          lan: { red: 22, green: 23 },
+          dhcp: { red: 24, green: 25 },
+          dns: { red: 5, green: 6 },
+          wan: { red: 12, green: 13 },
+          phone: { red: 16, green: 19 },
+          status: { red: 20, green: 21 },
+        },
+        active_low: false,
+        recent_change_ms: 300_000,
+        lamp_test_ms: 3000,
+        blink_ms: { slow: 1000, normal: 500, fast: 125 },
+        button: { pin: null, debounce_ms: 20, long_press_ms: 3000 },
+      },
       defaults: { interval_ms: 60_000, timeout_ms: 10_000, jitter: 0.1 },
       checks: [
         {

@@ -71,7 +71,8 @@ function answerWith(rtts: readonly (number | null)[]): void {
 describe("options schema", () => {
   test("has every default and rejects unknown keys", () => {
     expect(DEFAULTS).toEqual({ count: 5, interval_ms: 200, size: 56, wait_ms: 1000, address_family: "auto" });
-    expect(Value.Check(icmp.options, { ...DEFAULTS, ttl: 3 })).toBe(false);
+    expect(Value.Check(icmp.options, { ...DEFAULTS, ttl: 0 })).toBe(false);
+    expect(Value.Check(icmp.options, { ...DEFAULTS, hops: 3 })).toBe(false);
     expect(Value.Check(icmp.options, { ...DEFAULTS, address_family: "ipx" })).toBe(false);
     expect(icmp.kind).toBe("icmp");
     expect(icmp.defaultArea).toBe("wan");

@@ -196,7 +196,8 @@ describe("decoding what a raw socket receives", () => {
     const udpQuote = icmpErrorFor(echo4, 3, 3, "192.0.2.2");
     udpQuote[20 + 8 + 9] = 17; // inner IP protocol: UDP
     withChecksum(udpQuote.subarray(20));
-    expect(decodeIcmp(4, udpQuote)).toEqual({ kind: "other", type: 3, code: 3 });
+    // …except UDP, which UDP traceroute matches by its ports instead.
+    expect(decodeIcmp(4, udpQuote)).toMatchObject({ kind: "udp_error", type: 3, code: 3 });
 
     const redirect = icmpErrorFor(echo4, 5, 1, "192.0.2.254");
     expect(decodeIcmp(4, redirect)).toEqual({ kind: "other", type: 5, code: 1 });

@@ -1,14 +1,22 @@
 import { Command, Option } from "commander";
 import { checkKind, CHECK_KINDS } from "./checks/registry.ts";
-import { loadConfig, validateConfig, validateConfigFile, ConfigError } from "./config/load.ts";
+import {
+  loadConfig,
+  resolveConfigPath,
+  validateConfig,
+  validateConfigFile,
+  ConfigError,
+} from "./config/load.ts";
 import { createLogger, silentLogger } from "./log.ts";
-import { TerminalPanel } from "./leds/terminal-panel.ts";
+import { openLedBackend } from "./leds/led-backend.ts";
 import { bootId, monoMs } from "./runner/clock.ts";
 import { envelope } from "./runner/result.ts";
 import { ProbeService } from "./service.ts";
 import { statusCommand } from "./cli/status-command.ts";
 import { labCommand } from "./cli/lab-command.ts";
+import { hqCommand } from "../../hq/src/hq-command.ts";
 import { VERSION } from "./version.ts";
+import { takeNotifyEnv, Watchdog } from "./watchdog.ts";
 
 /** Exit codes: 0 ok, 1 the check/command failed, 2 bad usage or invalid config. */
 const EXIT_FAIL = 1;
@@ -26,10 +34,16 @@ program
   .action(async (opts: { config?: string }) => {
     const config = loadOrExit(opts.config);
     const log = createLogger(config.log_level);
+    // Taken out of the environment first, so nothing the service spawns can ping for it.
+    const watchdog = new Watchdog({ env: takeNotifyEnv(process.env), log: log.child({ part: "watchdog" }) });
+    // Missing GPIO never stops the service: the backend falls back to the terminal panel.
+    const leds = await openLedBackend(config.leds, log.child({ part: "leds" }));
     const service = new ProbeService(
       config,
       log,
-      config.leds.backend === "terminal" ? new TerminalPanel() : undefined,
+      leds,
+      // `cmd/reload` re-reads the same file with the same environment overrides.
+      () => validateConfigFile(resolveConfigPath({ file: opts.config }), process.env),
     );
     try {
       service.start();
@@ -37,6 +51,8 @@ program
       log.fatal({ err: String(err) }, "cannot start");
       process.exit(EXIT_FAIL);
     }
+    watchdog.start();
+    leds.onButton({ short: () => service.runNow(), long: () => service.lampTest() });
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         log.info({ signal }, "stopping");
@@ -47,6 +63,7 @@ program
     });
     // A stuck stop must not keep a supervisor waiting forever: exit anyway after 5 s.
     setTimeout(() => process.exit(EXIT_FAIL), 5000).unref();
+    await watchdog.stop();
     await service.stop();
     process.exit(0);
   });
@@ -146,6 +163,7 @@ program
   });
 
 program.addCommand(labCommand());
+program.addCommand(hqCommand());
 program.addOption(new Option("--no-color", "no ANSI colours").hideHelp());
 
 function loadOrExit(file: string | undefined) {

@@ -1,21 +1,40 @@
 import type { Config } from "./config/schema.ts";
+import { canonicalJson, configHash, redactConfig } from "./config/redact.ts";
+import type { ConfigResult } from "./config/validate.ts";
 import { checkKind } from "./checks/registry.ts";
 import type { Area } from "./checks/check.ts";
-import { baseTopic, type EventPayload, type HealthPayload, type StatePayload } from "./contract/payloads.ts";
+import {
+  baseTopic,
+  REPLY_EXPIRY_S,
+  TOPICS,
+  type ConfigPayload,
+  type EventPayload,
+  type HealthPayload,
+  type StatePayload,
+} from "./contract/payloads.ts";
 import { areaLook, lookName, statusLook, type LedLook } from "./leds/led-table.ts";
+import { LedController } from "./leds/led-controller.ts";
 import type { Logger } from "./log.ts";
 import { AreaTracker, type Transition } from "./runner/area-state.ts";
 import { bootId, monoMs } from "./runner/clock.ts";
+import { ClockWatch, correctResult, systemClock, type Clock, type ClockStep } from "./runner/clock-sync.ts";
 import { envelope, reasonOf, type ProbeIdentity } from "./runner/result.ts";
 import { Scheduler, type Run, type ScheduledCheck } from "./runner/scheduler.ts";
 import { Store } from "./store/store.ts";
+import { sharedPcap } from "./net/pcap-session.ts";
+import { CommandProcessor, type IncomingCommand, type ReloadOutcome } from "./uplink/commands.ts";
 import { MqttUplink } from "./uplink/mqtt-link.ts";
+import { RuntimeStats } from "./runtime-stats.ts";
+import { missingCapabilityLine } from "./capabilities.ts";
 import { VERSION } from "./version.ts";
 
-/** Something that shows the panel: the terminal view now, GPIO and kernel LEDs later. */
+/** Something that shows the panel: the terminal panel, onoff GPIO or kernel LEDs (leds/). */
 export interface LedSink {
   show(leds: Record<Area | "status", LedLook>): void;
+  /** Clean shutdown: every LED off (the "service stopped" look), GPIOs released. */
   stop(): void;
+  /** Backend in use and why it is not the configured one, for `health.leds`. */
+  describe?(): { backend: string; problem: string | null };
 }
 
 /** Key under which the service keeps its last `health` in the store, for `netprobe status`. */
@@ -26,9 +45,14 @@ export const HEALTH_STATE_KEY = "health";
  * them in reverse order. Every result reaches the store before anything else happens to it.
  */
 export class ProbeService {
-  readonly #config: Config;
+  #config: Config;
+  /** Re-reads the config file for `reload`; absent: reload is refused. */
+  readonly #configSource: (() => ConfigResult) | undefined;
+  #configAt = new Date().toISOString();
+  #reloading: Promise<unknown> = Promise.resolve();
+  #commands: CommandProcessor | undefined;
   readonly #log: Logger;
-  readonly #leds: LedSink | undefined;
+  readonly #leds: LedController | undefined;
   readonly #who: ProbeIdentity;
   readonly #startedAt = new Date().toISOString();
   #store: Store | undefined;
@@ -36,12 +60,24 @@ export class ProbeService {
   #scheduler: Scheduler | undefined;
   #uplink: MqttUplink | undefined;
   #ledTimer: NodeJS.Timeout | undefined;
+  #runtime: RuntimeStats | undefined;
+  readonly #clockWatch: ClockWatch;
+  #lastStep: ClockStep | undefined;
 
-  constructor(config: Config, log: Logger, leds?: LedSink) {
+  constructor(
+    config: Config,
+    log: Logger,
+    leds?: LedSink,
+    configSource?: () => ConfigResult,
+    clock: Clock = systemClock,
+  ) {
     this.#config = config;
+    this.#configSource = configSource;
     this.#log = log;
-    this.#leds = leds;
+    // The controller lays the lamp test and identify over the panel the areas ask for.
+    this.#leds = leds ? new LedController(leds, { lampTestMs: config.leds.lamp_test_ms }) : undefined;
     this.#who = { site: config.site, probe: config.probe, bootId: bootId(), version: VERSION };
+    this.#clockWatch = new ClockWatch(clock, (step) => this.#onClockStep(step));
   }
 
   /** Opens the store, connects the uplink and starts probing. Throws only on a broken store. */
@@ -55,27 +91,91 @@ export class ProbeService {
     store.open();
     this.#store = store;
 
-    const checks: ScheduledCheck[] = c.checks
-      .filter((ch) => ch.enabled)
-      .map((ch) => {
-        const kind = checkKind(ch.kind);
-        if (!kind) throw new Error(`checks: unknown kind ${ch.kind}`); // config validation rules this out
-        return {
-          name: ch.name,
-          kind,
-          target: ch.target,
-          area: ch.area,
-          intervalMs: ch.interval_ms,
-          timeoutMs: ch.timeout_ms,
-          jitter: ch.jitter,
-          options: ch.options,
-        };
-      });
-    this.#tracker = new AreaTracker(checks, {
-      failAfter: c.areas.fail_after,
-      recoverAfter: c.areas.recover_after,
-    });
+    const checks = scheduledChecks(c);
+    this.#tracker = newTracker(c, checks);
+    const missingCap = missingCapabilityLine(checks.map((ch) => ({ name: ch.name, kind: ch.kind.kind })));
+    if (missingCap) this.#log.error({ capability: "CAP_NET_RAW" }, missingCap);
 
+    this.#commands = new CommandProcessor({
+      base: baseTopic(c.site, c.probe),
+      site: c.site,
+      probe: c.probe,
+      log: this.#log.child({ part: "commands" }),
+      target: {
+        runCheck: (name) =>
+          this.#config.checks.some((ch) => ch.name === name && ch.enabled) ? this.runNow(name) : undefined,
+        runArea: (area) => this.runArea(area),
+        identify: (ms) => this.identify(ms),
+        reload: () => this.reload(),
+        effectiveConfig: () => ({ config: redactConfig(this.#config), hash: configHash(this.#config) }),
+      },
+    });
+    this.#startUplink(c, store);
+
+    this.#leds?.lampTest(); // power-on lamp test; the panel follows when it ends
+    this.#publishHealth();
+    this.#scheduler = new Scheduler(checks, { log: this.#log }, (run) => this.#onRun(run), this.#log);
+    this.#scheduler.start();
+    // Blink patterns depend on time (a failure blinks for 5 minutes), so the panel is refreshed.
+    this.#ledTimer = setInterval(() => this.#showLeds(), 1000);
+    this.#runtime = new RuntimeStats(this.#log);
+    this.#runtime.start();
+    this.#clockWatch.start();
+    this.#log.info(
+      { checks: checks.length, site: c.site, probe: c.probe, version: VERSION },
+      "netprobe started",
+    );
+  }
+
+  /** Runs every enabled check of an area now; returns the names started. */
+  runArea(area: Area): string[] {
+    return this.#config.checks
+      .filter((ch) => ch.enabled && ch.area === area)
+      .flatMap((ch) => this.#scheduler?.runNow(ch.name) ?? []);
+  }
+
+  /** Blinks every LED amber for `durationMs` (`cmd/identify`). */
+  identify(durationMs: number): void {
+    this.#log.info({ duration_ms: durationMs }, "identify requested");
+    this.#leds?.identify(durationMs);
+  }
+
+  /** Lamp test: every LED red, green, then amber (start-up, long button press). */
+  lampTest(): void {
+    this.#leds?.lampTest();
+  }
+
+  /**
+   * `cmd/reload`: re-reads the config file. Invalid, or changing what only a restart applies
+   * (site, probe, store, leds): refused, the running config stays. Otherwise checks, areas and
+   * defaults restart the scheduler; a broker change reconnects once the reply is out (`after`);
+   * log_level applies at once. The outbox is untouched throughout.
+   */
+  reload(): Promise<ReloadOutcome> {
+    const next = this.#reloading.then(() => this.#reload());
+    this.#reloading = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Runs a check (or all) now; returns the names started. */
+  runNow(name?: string): string[] {
+    return this.#scheduler?.runNow(name) ?? [];
+  }
+
+  /** Stops probing, delivers what it can within the uplink's grace time, closes the store. */
+  async stop(): Promise<void> {
+    clearInterval(this.#ledTimer);
+    this.#runtime?.stop();
+    this.#clockWatch.stop();
+    await this.#scheduler?.stop();
+    sharedPcap.closeAll();
+    await this.#uplink?.stop();
+    this.#leds?.stop();
+    this.#store?.close();
+    this.#log.info("netprobe stopped");
+  }
+
+  #startUplink(c: Config, store: Store): void {
     const b = c.broker;
     this.#uplink = new MqttUplink(
       {
@@ -97,41 +197,112 @@ export class ProbeService {
       (state) => JSON.stringify(this.#state(state)),
       this.#log.child({ part: "uplink" }),
     );
-    this.#uplink.on("connected", () => this.#showLeds());
+    this.#uplink.on("connected", () => {
+      this.#showLeds();
+      void this.#publishConfig();
+    });
+    this.#uplink.on("command", (cmd) => void this.#onCommand(cmd));
     this.#uplink.on("disconnected", () => this.#showLeds());
     this.#uplink.start();
-
-    this.#publishHealth();
-    this.#scheduler = new Scheduler(checks, { log: this.#log }, (run) => this.#onRun(run), this.#log);
-    this.#scheduler.start();
-    // Blink patterns depend on time (a failure blinks for 5 minutes), so the panel is refreshed.
-    this.#ledTimer = setInterval(() => this.#showLeds(), 1000);
-    this.#log.info(
-      { checks: checks.length, site: c.site, probe: c.probe, version: VERSION },
-      "netprobe started",
-    );
   }
 
-  /** Runs a check (or all) now; returns the names started. */
-  runNow(name?: string): string[] {
-    return this.#scheduler?.runNow(name) ?? [];
+  async #reload(): Promise<ReloadOutcome> {
+    if (!this.#configSource)
+      return { ok: false, code: "config_invalid", message: "no config file to re-read", problems: [] };
+    const r = this.#configSource();
+    if (!r.ok) {
+      this.#log.warn({ problems: r.problems }, "reload refused: invalid config; the running config stays");
+      return {
+        ok: false,
+        code: "config_invalid",
+        message: `the config file has ${r.problems.length} problem${r.problems.length === 1 ? "" : "s"}; the running config stays`,
+        problems: r.problems,
+      };
+    }
+    const old = this.#config;
+    const next = r.config;
+    const differs = (k: keyof Config) => canonicalJson(old[k]) !== canonicalJson(next[k]);
+    const restartOnly = RESTART_ONLY.filter(differs);
+    if (restartOnly.length > 0) {
+      return {
+        ok: false,
+        code: "restart_required",
+        message: "the new config changes settings that only a restart applies; the running config stays",
+        problems: restartOnly.map((k) => `${k}: changed; restart the service to apply it`),
+      };
+    }
+    const changed = (Object.keys(next) as (keyof Config)[]).filter(differs);
+    this.#config = next;
+    this.#configAt = new Date().toISOString();
+    if (changed.includes("log_level")) this.#log.level = next.log_level;
+    if (changed.some((k) => k === "checks" || k === "areas" || k === "defaults")) {
+      await this.#scheduler?.stop();
+      const checks = scheduledChecks(next);
+      this.#tracker = newTracker(next, checks);
+      this.#publishHealth();
+      this.#scheduler = new Scheduler(checks, { log: this.#log }, (run) => this.#onRun(run), this.#log);
+      this.#scheduler.start();
+      this.#showLeds();
+    }
+    this.#log.info({ changed, config_hash: configHash(next) }, "config reloaded");
+    const store = this.#store;
+    if (changed.includes("broker") && store) {
+      // After the reply went out on the old connection; the outbox keeps everything meanwhile.
+      const after = async () => {
+        await this.#uplink?.stop();
+        this.#startUplink(next, store);
+      };
+      return { ok: true, hash: configHash(next), changed, after };
+    }
+    await this.#publishConfig();
+    return { ok: true, hash: configHash(next), changed };
   }
 
-  /** Stops probing, delivers what it can within the uplink's grace time, closes the store. */
-  async stop(): Promise<void> {
-    clearInterval(this.#ledTimer);
-    await this.#scheduler?.stop();
-    await this.#uplink?.stop();
-    this.#leds?.stop();
-    this.#store?.close();
-    this.#log.info("netprobe stopped");
+  async #onCommand(cmd: IncomingCommand): Promise<void> {
+    if (!this.#commands) return;
+    const out = await this.#commands.handle(cmd);
+    // Replies go out directly, not through the outbox: a command arrives only while connected,
+    // and an answer queued behind a backlog of results would be stale when it arrived.
+    for (const r of out.replies) {
+      await this.#uplink?.publishNow(r.topic, r.payload, {
+        qos: 1,
+        retain: false,
+        expirySeconds: REPLY_EXPIRY_S,
+        correlationData: r.correlationData,
+      });
+    }
+    await out
+      .after?.()
+      .catch((err: unknown) => this.#log.error({ err: String(err) }, "command follow-up failed"));
+  }
+
+  /** The retained `config`: connection-scoped like `state`, so published directly on every connect. */
+  async #publishConfig(): Promise<void> {
+    const c = this.#config;
+    const payload: ConfigPayload = {
+      schema: 1,
+      at: this.#configAt,
+      boot_id: this.#who.bootId,
+      config_hash: configHash(c),
+      config: redactConfig(c),
+    };
+    const topic = baseTopic(c.site, c.probe) + TOPICS.config.topic;
+    await this.#uplink?.publishNow(topic, JSON.stringify(payload), {
+      qos: TOPICS.config.qos,
+      retain: TOPICS.config.retain,
+    });
   }
 
   #onRun(run: Run): void {
     const store = this.#store;
     const check = this.#config.checks.find((c) => c.name === run.check.name);
     if (!store || !this.#tracker || !check) return;
-    const result = envelope(run, check.thresholds, this.#who);
+    let result = envelope(run, check.thresholds, this.#who);
+    // Started before a step seen since: same correction as the rows already in the outbox.
+    if (this.#lastStep && run.monoMs <= this.#lastStep.atMonoMs) {
+      const fixed = correctResult(JSON.stringify(result), this.#who.bootId, this.#lastStep);
+      if (fixed) result = JSON.parse(fixed) as typeof result;
+    }
     try {
       store.appendResult(result.check, (seq) => ({
         message: {
@@ -158,6 +329,22 @@ export class ProbeService {
     if (transitions.length > 0) this.#publishHealth();
     this.#uplink?.kick();
     this.#showLeds();
+  }
+
+  /** The wall clock stepped (NTP, no RTC): results of this boot not yet delivered get corrected times. */
+  #onClockStep(step: ClockStep): void {
+    this.#lastStep = step;
+    let corrected = 0;
+    try {
+      corrected =
+        this.#store?.rewriteUnsent("results/", (p) => correctResult(p, this.#who.bootId, step)) ?? 0;
+    } catch (err) {
+      this.#log.error({ err: String(err) }, "could not correct stored results after a clock step");
+    }
+    this.#log.warn(
+      { step_ms: Math.round(step.toOffsetMs - step.fromOffsetMs), corrected },
+      "wall clock stepped: undelivered results of this boot corrected from boot_id + mono_ms",
+    );
   }
 
   #publishEvent(t: Transition): void {
@@ -192,13 +379,17 @@ export class ProbeService {
           {
             state: s.state,
             since: new Date(s.since).toISOString(),
-            led: lookName(areaLook(s.state, s.since, now)),
+            led: lookName(areaLook(s.state, s.since, now, this.#config.leds.recent_change_ms)),
             last_result_id: s.lastResultId,
             reason: s.reason,
           },
         ]),
       ),
       outbox: { rows: stats?.rows ?? 0, evicted: stats?.evicted ?? 0 },
+      leds: {
+        requested: this.#config.leds.backend,
+        ...(this.#leds?.describe() ?? { backend: "none", problem: null }),
+      },
     };
   }
 
@@ -224,9 +415,41 @@ export class ProbeService {
     if (!this.#leds || !this.#tracker) return;
     const now = Date.now();
     const leds = Object.fromEntries(
-      Object.entries(this.#tracker.snapshot()).map(([a, s]) => [a, areaLook(s.state, s.since, now)]),
+      Object.entries(this.#tracker.snapshot()).map(([a, s]) => [
+        a,
+        areaLook(s.state, s.since, now, this.#config.leds.recent_change_ms),
+      ]),
     ) as Record<Area | "status", LedLook>;
     leds.status = statusLook(this.#uplink?.connected ?? false);
     this.#leds.show(leds);
   }
+}
+
+/** Top-level config sections a reload cannot change: they name the probe, its database and its LEDs. */
+const RESTART_ONLY: readonly (keyof Config)[] = ["site", "probe", "store", "leds"];
+
+/** The enabled checks of a config, as the scheduler runs them. */
+function scheduledChecks(c: Config): ScheduledCheck[] {
+  return c.checks
+    .filter((ch) => ch.enabled)
+    .map((ch) => {
+      const kind = checkKind(ch.kind);
+      if (!kind) throw new Error(`checks: unknown kind ${ch.kind}`); // config validation rules this out
+      return {
+        name: ch.name,
+        kind,
+        target: ch.target,
+        area: ch.area,
+        intervalMs: ch.interval_ms,
+        timeoutMs: ch.timeout_ms,
+        jitter: ch.jitter,
+        options: ch.options,
+        ...((ch.fail_after ?? kind.failAfter) ? { failAfter: ch.fail_after ?? kind.failAfter } : {}),
+        ...(ch.recover_after === undefined ? {} : { recoverAfter: ch.recover_after }),
+      };
+    });
+}
+
+function newTracker(c: Config, checks: readonly ScheduledCheck[]): AreaTracker {
+  return new AreaTracker(checks, { failAfter: c.areas.fail_after, recoverAfter: c.areas.recover_after });
 }

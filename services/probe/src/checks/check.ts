@@ -39,4 +39,21 @@ export interface CheckKind<S extends TSchema = TSchema> {
   options: S;
   /** Never throws for a network failure; resolves promptly once `signal` aborts. */
   run(target: string, options: Static<S>, ctx: CheckContext, signal: AbortSignal): Promise<Measurement>;
+  /**
+   * Consecutive failing runs before this kind's checks turn red, unless the check's config sets
+   * `fail_after`; default `areas.fail_after`. `link` uses 1: a lost link is not a flaky packet.
+   */
+  failAfter?: number;
+  /**
+   * Optional: watches between runs for an event that warrants a run now (a carrier change) and
+   * calls `onChange`; the scheduler then runs the check at once. Started by the scheduler, stopped
+   * when `signal` aborts; must not keep the process alive (unref its timers).
+   */
+  watch?(
+    target: string,
+    options: Static<S>,
+    ctx: CheckContext,
+    signal: AbortSignal,
+    onChange: () => void,
+  ): void;
 }

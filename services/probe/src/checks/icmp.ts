@@ -10,6 +10,7 @@ import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { Type, type Static } from "@sinclair/typebox";
 import type { CheckContext, CheckError, CheckKind, Measurement } from "./check.ts";
+import { pingMos } from "./mos.ts";
 import { summarizeSeries } from "./series-stats.ts";
 import { normalizeIpLiteral, type EchoError, type IpFamily } from "../net/icmp-packet.ts";
 import {
@@ -17,6 +18,7 @@ import {
   type EchoListener,
   type EchoSession,
   type IcmpSocketPool,
+  type SendOptions,
 } from "../net/icmp-socket.ts";
 
 const options = Type.Object(
@@ -48,6 +50,35 @@ const options = Type.Object(
         "which address of a host name to probe: auto takes the resolver's first answer (as ping " +
         "does); an IP literal must match it unless auto",
     }),
+    ttl: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 255,
+        description:
+          "IPv4 TTL / IPv6 hop limit of the requests (as ping -t); absent = the system default (64)",
+      }),
+    ),
+    dont_fragment: Type.Optional(
+      Type.Boolean({
+        description:
+          "true: set DF and never fragment (as ping -M do): a size above the path MTU fails with " +
+          "`unreachable` (fragmentation needed / message too long); absent or false: the system default (DF set, fragmented locally above the path MTU)",
+      }),
+    ),
+    dscp: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 63,
+        description: "DSCP of the requests (46 = EF, voice), as ping -Q (DSCP << 2); absent = 0",
+      }),
+    ),
+    mos: Type.Optional(
+      Type.Boolean({
+        description:
+          "also report `mos` (1–4.5): voice readiness from RTT, jitter and loss by " +
+          "check_icmp's simplified E-model (checks/mos.ts)",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -102,7 +133,8 @@ export const icmp: CheckKind<typeof options> = createIcmpCheck({
   resolve: resolveWithSystem,
 });
 
-type Destination = { address: string; family: IpFamily } | { failure: Measurement };
+/** A resolved target, or the measurement that reports why there is none. */
+export type Destination = { address: string; family: IpFamily } | { failure: Measurement };
 
 async function runEchoSeries(
   deps: IcmpDependencies,
@@ -116,7 +148,11 @@ async function runEchoSeries(
   return new EchoSeries(deps.sockets, destination.address, destination.family, opts, ctx, signal).run();
 }
 
-async function resolveTarget(
+/**
+ * Resolves a target (IP literal or host name) to one address of the wanted family, or a failure
+ * result (`invalid_target`, `resolve_failed`, `timeout` when aborted); shared by the ICMP-based checks.
+ */
+export async function resolveTarget(
   resolve: ResolveHost,
   rawTarget: string,
   wanted: IcmpOptions["address_family"],
@@ -190,6 +226,7 @@ class EchoSeries implements EchoListener {
   readonly #signal: AbortSignal;
   readonly #comparableAddress: string;
   readonly #payload: Buffer;
+  readonly #sendOptions: SendOptions | undefined;
   readonly #firstSequence = randomInt(0x10000);
   readonly #outcomes: Outcome[] = [];
   readonly #sentAt: bigint[] = [];
@@ -230,6 +267,11 @@ class EchoSeries implements EchoListener {
     this.#payload = Buffer.alloc(opts.size);
     randomBytes(COOKIE_BYTES).copy(this.#payload);
     for (let i = COOKIE_BYTES; i < opts.size; i++) this.#payload[i] = i & 0xff;
+    const sendOptions: SendOptions = {};
+    if (opts.ttl !== undefined) sendOptions.ttl = opts.ttl;
+    if (opts.dont_fragment === true) sendOptions.dontFragment = "do";
+    if (opts.dscp !== undefined && opts.dscp > 0) sendOptions.trafficClass = opts.dscp << 2;
+    this.#sendOptions = Object.keys(sendOptions).length > 0 ? sendOptions : undefined;
   }
 
   run(): Promise<Measurement> {
@@ -259,8 +301,12 @@ class EchoSeries implements EchoListener {
     const index = this.#issued++;
     this.#outcomes[index] = "pending";
     const sequence = (this.#firstSequence + index) & 0xffff;
-    this.#session.send(sequence, this.#payload, this.#address, (error, sentAt) =>
-      this.#sendDone(index, error, sentAt),
+    this.#session.send(
+      sequence,
+      this.#payload,
+      this.#address,
+      (error, sentAt) => this.#sendDone(index, error, sentAt),
+      this.#sendOptions,
     );
     if (this.#issued < this.#opts.count) {
       // Scheduled from the start time, not from the previous send, so timer lateness does not
@@ -392,6 +438,9 @@ class EchoSeries implements EchoListener {
       metrics.rtt_p50_ms = round(stats.p50);
       metrics.rtt_p95_ms = round(stats.p95);
       if (stats.jitter !== undefined) metrics.jitter_ms = round(stats.jitter);
+    }
+    if (this.#opts.mos === true && metrics.loss_pct !== undefined) {
+      metrics.mos = round(pingMos(stats?.avg, stats?.jitter, metrics.loss_pct));
     }
     const detail: Record<string, unknown> = {
       address: this.#address,

@@ -4,6 +4,7 @@ import { Command } from "commander";
 import {
   FAULTS,
   FAULT_NAMES,
+  FAULT_VALUES,
   HOSTS,
   isFaultName,
   Lab,
@@ -14,6 +15,7 @@ import {
   type LabHost,
 } from "../../../../scripts/lab/lab.ts";
 import { formatStatus, readStatus } from "./status-command.ts";
+import { credentialsFile, labCredentials, probeBrokerEnv } from "../../../../scripts/lab/broker-tls.ts";
 
 const ROOT = new URL("../../../../", import.meta.url).pathname;
 const CLI = join(ROOT, "services/probe/src/cli.ts");
@@ -63,12 +65,19 @@ export function labCommand(): Command {
     )
     .argument("<fault>")
     .argument("<on|off>")
+    .argument("[value]", "for wan-loss/wan-hop-loss: percent; wan-latency/wan-jitter: ms")
     .option("-n, --name <name>", "lab name", DEFAULT_LAB)
-    .action(async (fault: string, state: string, o: { name: string }) => {
+    .action(async (fault: string, state: string, value: string | undefined, o: { name: string }) => {
       if (!isFaultName(fault)) fail(`unknown fault "${fault}" (known: ${FAULT_NAMES.join(", ")})`);
       if (state !== "on" && state !== "off") fail(`expected on or off, got "${state}"`);
-      await Lab.load(o.name).fault(fault, state === "on");
-      console.log(`${fault} ${state}`);
+      const spec = FAULT_VALUES[fault];
+      if (value !== undefined && spec === undefined) fail(`fault ${fault} takes no value`);
+      const number = value === undefined ? undefined : Number(value);
+      if (number !== undefined && !(number >= 0 && number <= (spec?.max ?? 0)))
+        fail(`fault ${fault}: value must be a number in [0, ${spec?.max}] ${spec?.unit}`);
+      await Lab.load(o.name).fault(fault, state === "on", number);
+      const shown = state === "on" && spec ? ` ${number ?? spec.default} ${spec.unit}` : "";
+      console.log(`${fault} ${state}${shown}`);
     });
 
   lab
@@ -102,12 +111,19 @@ async function demo(name: string, durationS: number): Promise<void> {
   const db = join(lab.info.dir, "probe.db");
   const node = process.execPath;
   const probe = lab.spawn("probe", [node, CLI, "run", "--config", LAB_PROBE_CONFIG], {
-    env: { ...process.env, NETPROBE_STORE_PATH: db },
+    env: { ...process.env, NETPROBE_STORE_PATH: db, ...probeBrokerEnv(lab.info.dir) },
     stdio: ["ignore", "ignore", "pipe"],
   });
   const hq = lab.spawn(
     "hq",
-    [node, join(ROOT, "test/lab/hq-subscriber.ts"), "mqtt://127.0.0.1:1883", "demo-hq", "0"],
+    [
+      node,
+      join(ROOT, "test/lab/hq-subscriber.ts"),
+      labCredentials(lab.info.dir, "hq").url,
+      "demo-hq",
+      "0",
+      credentialsFile(lab.info.dir, "hq"),
+    ],
     {
       stdio: ["ignore", "pipe", "ignore"],
     },

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import type { Area } from "../checks/check.ts";
 import type { HealthPayload, ResultPayload } from "../contract/payloads.ts";
-import { areaLook, type LedLook } from "../leds/led-table.ts";
+import { areaLook, describeLook, PANEL, parseLookName, type LedLook } from "../leds/led-table.ts";
 import { renderPanel } from "../leds/terminal-panel.ts";
 import { HEALTH_STATE_KEY } from "../service.ts";
 import { Store } from "../store/store.ts";
@@ -66,7 +66,8 @@ export function ledsOf(
 ): Partial<Record<Area | "status", LedLook>> {
   const leds: Partial<Record<Area | "status", LedLook>> = {};
   for (const [area, h] of Object.entries(health?.areas ?? {})) {
-    leds[area as Area] = areaLook(h.state, Date.parse(h.since), now);
+    // The service's own `led` honours its leds.recent_change; recomputed only for old snapshots.
+    leds[area as Area] = parseLookName(h.led) ?? areaLook(h.state, Date.parse(h.since), now);
   }
   leds.status = uplinkQueued
     ? { colour: "amber", pattern: "fast-blink" }
@@ -76,25 +77,46 @@ export function ledsOf(
 
 /** Human-readable status lines (also used by the lab's live view). */
 export function formatStatus(r: StatusReport, now: number, colour: boolean): string[] {
-  const lines = [renderPanel(ledsOf(r.health, now, r.outbox.rows > 0), now, colour)];
-  for (const [area, h] of Object.entries(r.health?.areas ?? {})) {
-    if (h.state === "off") continue;
-    lines.push(`  ${area.padEnd(6)} ${h.state.padEnd(8)} since ${h.since}  ${h.reason}`);
-  }
-  lines.push(
-    `  outbox: ${r.outbox.rows} queued (${r.outbox.bytes} B)` +
-      (r.outbox.oldest_age_s === null ? "" : `, oldest ${r.outbox.oldest_age_s}s`) +
-      `, ${r.outbox.evicted} evicted`,
-  );
-  for (const c of r.checks) {
-    const m = Object.entries(c.metrics)
-      .filter(([k]) => /rtt_avg|loss|jitter|_ms$/.test(k))
-      .slice(0, 4)
-      .map(([k, v]) => `${k}=${Math.round(v * 1000) / 1000}`)
-      .join(" ");
+  const leds = ledsOf(r.health, now, r.outbox.rows > 0);
+  const lines = [renderPanel(leds, now, colour)];
+  const driver = r.health?.leds;
+  if (driver) {
     lines.push(
-      `  ${c.check.padEnd(16)} ${c.status.padEnd(5)} ${c.started_at}  ${m}${c.error ? `  ${c.error.code}` : ""}`,
+      `  LEDs driven by ${driver.backend}` +
+        (driver.backend === driver.requested ? "" : ` (configured: ${driver.requested})`) +
+        (driver.problem ? ` — ${driver.problem}` : ""),
     );
+  }
+  // Behind each LED: its look, the area's state and why, then the last result of each of its checks.
+  for (const led of PANEL) {
+    const look = leds[led];
+    const checks = r.checks.filter((c) =>
+      led === "status" ? !PANEL.includes(c.area as never) : c.area === led,
+    );
+    if (led === "status") {
+      lines.push(
+        `  ${"STATUS".padEnd(6)} ${look ? describeLook(look) : "off"}: ` +
+          `${r.outbox.rows} queued (${r.outbox.bytes} B)` +
+          (r.outbox.oldest_age_s === null ? "" : `, oldest ${r.outbox.oldest_age_s}s`) +
+          `, ${r.outbox.evicted} evicted`,
+      );
+    } else {
+      const h = r.health?.areas[led];
+      if (!h || h.state === "off") continue;
+      const why = h.reason ? ` — ${h.reason}` : "";
+      lines.push(
+        `  ${led.toUpperCase().padEnd(6)} ${look ? describeLook(look) : "off"}: ${h.state} since ${h.since}${why}`,
+      );
+    }
+    for (const c of checks) {
+      const m = Object.entries(c.metrics)
+        .filter(([k]) => /rtt_avg|loss|jitter|_ms$/.test(k))
+        .slice(0, 4)
+        .map(([k, v]) => `${k}=${Math.round(v * 1000) / 1000}`)
+        .join(" ");
+      const err = c.error ? `  ${c.error.code}: ${c.error.message}` : "";
+      lines.push(`      ${c.check.padEnd(16)} ${c.status.padEnd(5)} ${c.started_at}  ${m}${err}`);
+    }
   }
   return lines;
 }

@@ -17,6 +17,7 @@ import { AREAS } from "../checks/check.ts";
 import { CHECK_KINDS } from "../checks/registry.ts";
 import { BYTE_SIZE_PATTERN } from "./byte-size.ts";
 import { DURATION_PATTERN, formatDuration } from "./duration.ts";
+import { BOARD_IDS } from "../leds/board-profiles.ts";
 
 /** Site and probe ids: they appear in MQTT topics, so no `+`, `#`, `/` or spaces. */
 export const ID_PATTERN = "^[A-Za-z0-9_.-]{1,64}$";
@@ -31,8 +32,8 @@ export const PERCENT_PATTERN = "^\\d+(?:\\.\\d+)?%$";
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
 /** One log level. */
 export type LogLevel = (typeof LOG_LEVELS)[number];
-/** LED drivers selectable today; GPIO and kernel-LED backends are added here later. */
-export const LED_BACKENDS = ["none", "terminal"] as const;
+/** LED drivers: none, the terminal panel, onoff GPIO, kernel LED class (hw/README.md). */
+export const LED_BACKENDS = ["none", "terminal", "gpio", "kernel"] as const;
 /** One LED driver name. */
 export type LedBackend = (typeof LED_BACKENDS)[number];
 /** URL schemes the uplink can speak. */
@@ -47,7 +48,30 @@ export const LIMITS = {
   keepalive_ms: { min: 1000, max: 65_535_000 },
   reconnect_ms: { min: 100, max: 3_600_000 },
   max_bytes: { min: 1024 ** 2, max: 1024 ** 4 },
+  led_blink_ms: { min: 20, max: 10_000 },
+  led_recent_change_ms: { min: 0, max: 86_400_000 },
+  led_lamp_test_ms: { min: 0, max: 30_000 },
+  button_debounce_ms: { min: 0, max: 1000 },
+  button_long_press_ms: { min: 500, max: 60_000 },
 } as const;
+
+/** The same schema for each LED of the panel (typed, unlike a computed record). */
+function perLed<T extends TSchema>(schema: T, options: Record<string, unknown> = {}) {
+  const s = schema;
+  return Type.Object(
+    { link: s, lan: s, dhcp: s, dns: s, wan: s, phone: s, status: s },
+    { additionalProperties: false, ...options },
+  );
+}
+
+/** The GPIOs (BCM numbers) of one bi-colour LED's dies. */
+const LedPinsSchema = Type.Object(
+  {
+    red: Type.Integer({ minimum: 0, maximum: 63, description: "BCM GPIO of the red die" }),
+    green: Type.Integer({ minimum: 0, maximum: 63, description: "BCM GPIO of the green die" }),
+  },
+  { additionalProperties: false },
+);
 
 /** Plain messages for values that do not match a pattern or a set of alternatives. */
 export const MESSAGES = {
@@ -176,6 +200,22 @@ export const CheckFileSchema = Type.Object(
     ),
     enabled: Type.Optional(
       Type.Boolean({ default: true, description: "false keeps the check configured but never runs it." }),
+    ),
+    fail_after: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100,
+        description:
+          "Consecutive failing runs before this check turns its area red. Default: the kind's own " +
+          "(link: 1), else areas.fail_after.",
+      }),
+    ),
+    recover_after: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100,
+        description: "Consecutive ok runs before this check turns green again. Default: areas.recover_after.",
+      }),
     ),
     options: Type.Optional(
       Type.Record(Type.String(), Type.Unknown(), {
@@ -337,11 +377,59 @@ export const ConfigFileSchema = Type.Object(
       }),
     ),
     leds: Type.Optional(
-      section("Status LEDs.", {
+      section("Status LEDs and the push button (hw/README.md: boards, wiring, legend).", {
         backend: Type.Optional(
           oneOf(LED_BACKENDS, {
             default: "terminal",
-            description: "LED driver: none, or terminal (the panel drawn on the console).",
+            description:
+              "LED driver: none; terminal (the panel drawn on the console); gpio (onoff over sysfs GPIO, " +
+              "blinking by the service); kernel (LED class devices of the netprobe-leds overlay, blinking by " +
+              "the kernel). When gpio or kernel LEDs are missing the panel falls back to terminal and health says why.",
+          }),
+        ),
+        board: Type.Optional(
+          oneOf(BOARD_IDS, {
+            default: "auto",
+            description:
+              "Board profile (hw/pin-maps.md): pi4, pi5, cm4, or auto (from the GPIO controller found at start-up).",
+          }),
+        ),
+        pins: Type.Optional(
+          Type.Partial(perLed(LedPinsSchema), {
+            description:
+              "BCM GPIO of each LED's red and green die, e.g. `wan: { red: 12, green: 13 }`. " +
+              "Default: the board's map in hw/pin-maps.md; list only the LEDs you rewire.",
+          }),
+        ),
+        active_low: Type.Optional(
+          Type.Boolean({
+            default: false,
+            description: "true when a GPIO must go low to light its die (common-anode LEDs wired to 3.3 V).",
+          }),
+        ),
+        recent_change: Type.Optional(
+          duration("How long a failing area's LED blinks red after it turned red; then it is solid.", "5m"),
+        ),
+        lamp_test: Type.Optional(
+          duration("Length of the lamp test at start-up and on a long button press (0: none).", "3s"),
+        ),
+        blink: Type.Optional(
+          section("Time on (and as long off) of each blink pattern.", {
+            slow: Type.Optional(duration("slow blink: checking, no verdict yet.", "1s")),
+            normal: Type.Optional(duration("blink: failing recently, identify.", "500ms")),
+            fast: Type.Optional(duration("fast blink: STATUS while results queue.", "125ms")),
+          }),
+        ),
+        button: Type.Optional(
+          section("Push button to ground (short press: run every check now; long press: lamp test).", {
+            pin: Type.Optional(
+              Type.Union([Type.Integer({ minimum: 0, maximum: 63 }), Type.Null()], {
+                description:
+                  "BCM GPIO of the button, e.g. 26, with its pull-up set in config.txt (gpio=26=ip,pu). Empty: no button.",
+              }),
+            ),
+            debounce: Type.Optional(duration("Debounce time of the button's edges.", "20ms")),
+            long_press: Type.Optional(duration("Hold this long for the lamp test.", "3s")),
           }),
         ),
       }),
@@ -383,6 +471,10 @@ export const CheckConfigSchema = Type.Object(
     jitter: Type.Number({ minimum: 0, maximum: 1 }),
     /** false: configured but never scheduled. */
     enabled: Type.Boolean(),
+    /** Hysteresis override: failing runs before red (absent: the kind's, else areas.fail_after). */
+    fail_after: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** Hysteresis override: ok runs before green (absent: areas.recover_after). */
+    recover_after: Type.Optional(Type.Integer({ minimum: 1 })),
     /** The kind's options, validated against its schema and defaulted. */
     options: Type.Record(Type.String(), Type.Unknown()),
     /** Metric name → bounds; empty when none are configured. */
@@ -459,6 +551,34 @@ export const ConfigSchema = Type.Object(
       {
         /** LED driver. */
         backend: oneOf(LED_BACKENDS),
+        /** Board profile, or auto. */
+        board: oneOf(BOARD_IDS),
+        /** BCM GPIO of every LED die (the board's defaults filled in). */
+        pins: perLed(LedPinsSchema),
+        /** A die is lit by driving its GPIO low. */
+        active_low: Type.Boolean(),
+        /** A failing area blinks for this long after it changed. */
+        recent_change_ms: Type.Integer({ minimum: 0 }),
+        /** Lamp test length; 0 = none. */
+        lamp_test_ms: Type.Integer({ minimum: 0 }),
+        /** Time on (= time off) of each blink pattern. */
+        blink_ms: Type.Object(
+          {
+            slow: Type.Integer({ minimum: LIMITS.led_blink_ms.min }),
+            normal: Type.Integer({ minimum: LIMITS.led_blink_ms.min }),
+            fast: Type.Integer({ minimum: LIMITS.led_blink_ms.min }),
+          },
+          { additionalProperties: false },
+        ),
+        /** The push button; pin null = none. */
+        button: Type.Object(
+          {
+            pin: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
+            debounce_ms: Type.Integer({ minimum: 0 }),
+            long_press_ms: Type.Integer({ minimum: 1 }),
+          },
+          { additionalProperties: false },
+        ),
       },
       { additionalProperties: false },
     ),

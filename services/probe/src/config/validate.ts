@@ -11,11 +11,11 @@ import { formatByteSize, parseByteSize } from "./byte-size.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 import { applyEnvOverrides, envOverrideFor, isMapping } from "./env.ts";
 import { ProblemList, formatPath, type KeyPath } from "./problems.ts";
+import { resolveLedConfig } from "../leds/led-config.ts";
 import {
   BROKER_URL_PROTOCOLS,
   ConfigFileSchema,
   ConfigSchema,
-  LED_BACKENDS,
   LIMITS,
   LOG_LEVELS,
   MESSAGES,
@@ -256,7 +256,7 @@ function resolve(r: Reader): Config {
       fail_after: r.int(["areas", "fail_after"], 0),
       recover_after: r.int(["areas", "recover_after"], 0),
     },
-    leds: { backend: r.oneOf(["leds", "backend"], LED_BACKENDS, "none") },
+    leds: resolveLedConfig(r),
     defaults,
     checks,
   };
@@ -411,6 +411,8 @@ function resolveCheck(
     timeout_ms: timeout ?? 0,
     jitter: jitter ?? 0,
     enabled: r.bool(p("enabled"), true),
+    ...(r.valid(p("fail_after")) === undefined ? {} : { fail_after: r.int(p("fail_after"), 1) }),
+    ...(r.valid(p("recover_after")) === undefined ? {} : { recover_after: r.int(p("recover_after"), 1) }),
     options: resolveOptions(r, p("options"), kind),
     thresholds: resolveThresholds(r, p("thresholds")),
   };

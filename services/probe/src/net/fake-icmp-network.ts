@@ -5,7 +5,13 @@
 // deterministic: a reply scheduled `rttMs` after a request is stamped exactly sentAt + rttMs.
 
 import { ICMP_HEADER_BYTES, internetChecksum, type IpFamily } from "./icmp-packet.ts";
-import type { IcmpTransport, IcmpTransportEvents, OpenIcmpTransport } from "./icmp-socket.ts";
+import type {
+  IcmpTransport,
+  IcmpTransportEvents,
+  OpenIcmpTransport,
+  OpenUdpTransport,
+  SendOptions,
+} from "./icmp-socket.ts";
 
 /** An echo request the code under test sent, as it went on the (fake) wire. */
 export interface SentEcho {
@@ -17,6 +23,20 @@ export interface SentEcho {
   sequence: number;
   payload: Buffer;
   sentAt: bigint;
+  /** The per-packet IP settings the sender asked for (TTL, DF, traffic class). */
+  options?: SendOptions;
+}
+
+/** A UDP datagram the code under test sent through a fake raw UDP socket. */
+export interface SentUdp {
+  family: IpFamily;
+  address: string;
+  /** UDP header + payload, copied. */
+  datagram: Buffer;
+  sourcePort: number;
+  destinationPort: number;
+  sentAt: bigint;
+  options?: SendOptions;
 }
 
 /** One fake raw socket as the network sees it. */
@@ -39,6 +59,10 @@ export class FakeIcmpNetwork {
   sendError: (echo: SentEcho) => Error | undefined = () => undefined;
   /** The far side: called after each successful send; schedule replies from here. */
   onSend: (echo: SentEcho) => void = () => {};
+  /** Every UDP datagram sent, in order. */
+  readonly sentUdp: SentUdp[] = [];
+  /** The far side for UDP: called after each UDP send. */
+  onSendUdp: (udp: SentUdp) => void = () => {};
   /** How many sockets were opened and closed, per family. */
   readonly opened: Record<IpFamily, number> = { 4: 0, 6: 0 };
   readonly closed: Record<IpFamily, number> = { 4: 0, 6: 0 };
@@ -51,7 +75,7 @@ export class FakeIcmpNetwork {
     this.#sockets.push(socket);
     this.opened[family]++;
     const transport: IcmpTransport = {
-      send: (message, address, done) => {
+      send: (message, address, done, options) => {
         const copy = Buffer.from(message);
         // Like raw-socket, the send happens later (from the poll callback), never inside send().
         queueMicrotask(() => {
@@ -64,6 +88,7 @@ export class FakeIcmpNetwork {
             payload: copy.subarray(ICMP_HEADER_BYTES),
             sentAt: process.hrtime.bigint(),
           };
+          if (options !== undefined) echo.options = { ...options };
           if (!socket.open) return;
           const error = this.sendError(echo);
           if (error !== undefined) {
@@ -82,6 +107,35 @@ export class FakeIcmpNetwork {
       },
     };
     return transport;
+  };
+
+  /** The OpenUdpTransport for IcmpSocketPool: records datagrams, calls onSendUdp. */
+  readonly openUdp: OpenUdpTransport = (family) => {
+    if (this.openError !== undefined) throw this.openError;
+    let open = true;
+    return {
+      send: (datagram, address, done, options) => {
+        const copy = Buffer.from(datagram);
+        queueMicrotask(() => {
+          if (!open) return;
+          const udp: SentUdp = {
+            family,
+            address,
+            datagram: copy,
+            sourcePort: copy.readUInt16BE(0),
+            destinationPort: copy.readUInt16BE(2),
+            sentAt: process.hrtime.bigint(),
+          };
+          if (options !== undefined) udp.options = { ...options };
+          this.sentUdp.push(udp);
+          done(undefined, udp.sentAt);
+          this.onSendUdp(udp);
+        });
+      },
+      close: () => {
+        open = false;
+      },
+    };
   };
 
   /** Number of fake sockets of a family currently open. */
@@ -189,12 +243,17 @@ export function ipv4Datagram(source: string, destination: string, payload: Buffe
   return Buffer.concat([header, payload]);
 }
 
-/** A 40-byte IPv6 header (next header ICMPv6, hop limit 64). */
-export function ipv6Header(source: string, destination: string, payloadLength: number): Buffer {
+/** A 40-byte IPv6 header (next header ICMPv6 unless given, hop limit 64). */
+export function ipv6Header(
+  source: string,
+  destination: string,
+  payloadLength: number,
+  nextHeader = 58,
+): Buffer {
   const header = Buffer.alloc(40);
   header[0] = 0x60;
   header.writeUInt16BE(payloadLength, 4);
-  header[6] = 58;
+  header[6] = nextHeader;
   header[7] = 64;
   ipv6Bytes(source).copy(header, 8);
   ipv6Bytes(destination).copy(header, 24);
@@ -211,4 +270,29 @@ export function ipv6Bytes(address: string): Buffer {
   const bytes = Buffer.alloc(16);
   groups.forEach((group, i) => bytes.writeUInt16BE(parseInt(group, 16), i * 2));
   return bytes;
+}
+
+/**
+ * An ICMP error from `from` quoting a UDP datagram `udp` (IP header + the 8-byte UDP header), as a
+ * raw ICMP socket receives it. IPv4 types: 3 unreachable (code 3 = port), 11 time exceeded.
+ */
+export function udpErrorFor(udp: SentUdp, type: number, code: number, from: string): Buffer {
+  const quotedUdp = udp.datagram.subarray(0, 8);
+  const quote =
+    udp.family === 4
+      ? withProtocol(ipv4Datagram(FAKE_LOCAL_ADDRESS[4], udp.address, quotedUdp), 17)
+      : Buffer.concat([ipv6Header(FAKE_LOCAL_ADDRESS[6], udp.address, udp.datagram.length, 17), quotedUdp]);
+  const icmp = Buffer.alloc(ICMP_HEADER_BYTES + quote.length);
+  icmp[0] = type;
+  icmp[1] = code;
+  quote.copy(icmp, ICMP_HEADER_BYTES);
+  return udp.family === 4 ? ipv4Datagram(from, FAKE_LOCAL_ADDRESS[4], withChecksum(icmp)) : icmp;
+}
+
+/** Rewrites the protocol of an IPv4 datagram built by ipv4Datagram (and its header checksum). */
+function withProtocol(datagram: Buffer, protocol: number): Buffer {
+  datagram[9] = protocol;
+  datagram.writeUInt16BE(0, 10);
+  datagram.writeUInt16BE(internetChecksum(datagram, 0, 20), 10);
+  return datagram;
 }

@@ -14,6 +14,8 @@ const ECHO_REQUEST: Readonly<Record<IpFamily, number>> = { 4: 8, 6: 128 };
 const ECHO_REPLY: Readonly<Record<IpFamily, number>> = { 4: 0, 6: 129 };
 const IPV4_PROTOCOL_ICMP = 1;
 const IPV6_NEXT_HEADER_ICMPV6 = 58;
+const PROTOCOL_UDP = 17;
+const UDP_HEADER_BYTES = 8;
 const IPV6_HEADER_BYTES = 40;
 
 /** ICMP errors that quote one of our echo requests; all of them mean "this request died on the way". */
@@ -45,6 +47,23 @@ export interface EchoError {
   sequence: number;
   /** The part of the quoted request's payload the router sent back (often empty for IPv4). */
   quotedPayload: Buffer;
+  /**
+   * Next-hop MTU a router reported: IPv4 "fragmentation needed" (type 3 code 4, RFC 1191 §4, 0
+   * from pre-RFC 1191 routers) or ICMPv6 "packet too big" (RFC 4443 §3.2). Absent otherwise.
+   */
+  nextHopMtu?: number;
+}
+
+/** An ICMP error quoting one of the sender's UDP datagrams (UDP traceroute), matched by ports. */
+export interface UdpError {
+  kind: "udp_error";
+  error: IcmpErrorKind;
+  type: number;
+  code: number;
+  originalDestination: string;
+  sourcePort: number;
+  destinationPort: number;
+  nextHopMtu?: number;
 }
 
 /** Anything well formed that we do not act on (echo requests, NDP, redirects, foreign errors). */
@@ -55,7 +74,7 @@ export interface OtherIcmp {
 }
 
 /** A decoded ICMP message. */
-export type IcmpMessage = EchoReply | EchoError | OtherIcmp;
+export type IcmpMessage = EchoReply | EchoError | UdpError | OtherIcmp;
 
 /**
  * Internet checksum (RFC 1071): ones'-complement of the ones'-complement sum of 16-bit big-endian
@@ -124,9 +143,60 @@ export function decodeIcmp(family: IpFamily, datagram: Buffer): IcmpMessage | un
   }
   const error = ERROR_KINDS[family][type];
   if (error === undefined) return { kind: "other", type, code };
-  const quoted = decodeQuotedEchoRequest(family, icmp.subarray(ICMP_HEADER_BYTES));
-  if (quoted === undefined) return { kind: "other", type, code };
-  return { kind: "error", error, type, code, ...quoted };
+  const nextHopMtu =
+    family === 4 && type === 3 && code === 4
+      ? icmp.readUInt16BE(6)
+      : family === 6 && type === 2
+        ? icmp.readUInt32BE(4)
+        : undefined;
+  const quote = icmp.subarray(ICMP_HEADER_BYTES);
+  const quoted = decodeQuotedEchoRequest(family, quote);
+  if (quoted === undefined) {
+    const udp = decodeQuotedUdp(family, quote);
+    if (udp === undefined) return { kind: "other", type, code };
+    const udpError: UdpError = { kind: "udp_error", error, type, code, ...udp };
+    if (nextHopMtu !== undefined) udpError.nextHopMtu = nextHopMtu;
+    return udpError;
+  }
+  const echoError: EchoError = { kind: "error", error, type, code, ...quoted };
+  if (nextHopMtu !== undefined) echoError.nextHopMtu = nextHopMtu;
+  return echoError;
+}
+
+/** The invoking IP header and the quoted UDP ports (the 8 bytes every router must quote, RFC 792). */
+function decodeQuotedUdp(
+  family: IpFamily,
+  quote: Buffer,
+): { originalDestination: string; sourcePort: number; destinationPort: number } | undefined {
+  let inner: Buffer;
+  let originalDestination: string;
+  if (family === 4) {
+    const ip = parseIpv4Header(quote);
+    if (ip === undefined || ip.protocol !== PROTOCOL_UDP) return undefined;
+    originalDestination = ip.destination;
+    inner = quote.subarray(ip.headerBytes);
+  } else {
+    if (quote.length < IPV6_HEADER_BYTES || (quote[0] ?? 0) >> 4 !== 6) return undefined;
+    if (quote[6] !== PROTOCOL_UDP) return undefined;
+    originalDestination = formatIpAddress(quote.subarray(24, 40));
+    inner = quote.subarray(IPV6_HEADER_BYTES);
+  }
+  if (inner.length < UDP_HEADER_BYTES) return undefined;
+  return { originalDestination, sourcePort: inner.readUInt16BE(0), destinationPort: inner.readUInt16BE(2) };
+}
+
+/**
+ * A UDP datagram (header + payload) for a raw IPPROTO_UDP socket, for UDP traceroute. The IPv4
+ * checksum is left 0 ("no checksum", RFC 768); on IPv6 it is mandatory (RFC 8200 §8.1) and the
+ * transport asks the kernel to fill it in (IPV6_CHECKSUM, RFC 3542 §3.1).
+ */
+export function encodeUdpDatagram(sourcePort: number, destinationPort: number, payload: Uint8Array): Buffer {
+  const datagram = Buffer.alloc(UDP_HEADER_BYTES + payload.length);
+  datagram.writeUInt16BE(sourcePort & 0xffff, 0);
+  datagram.writeUInt16BE(destinationPort & 0xffff, 2);
+  datagram.writeUInt16BE(datagram.length & 0xffff, 4);
+  datagram.set(payload, UDP_HEADER_BYTES);
+  return datagram;
 }
 
 interface QuotedEchoRequest {

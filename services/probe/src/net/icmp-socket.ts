@@ -11,7 +11,14 @@ import { createRequire } from "node:module";
 import type { EventEmitter } from "node:events";
 import { endianness } from "node:os";
 import type * as RawSocket from "raw-socket";
-import { decodeIcmp, encodeEchoRequest, type EchoError, type IpFamily } from "./icmp-packet.ts";
+import {
+  decodeIcmp,
+  encodeEchoRequest,
+  encodeUdpDatagram,
+  type EchoError,
+  type IpFamily,
+  type UdpError,
+} from "./icmp-packet.ts";
 
 /** Callbacks a transport reports to, given when it is opened. */
 export interface IcmpTransportEvents {
@@ -25,6 +32,24 @@ export interface IcmpTransportEvents {
   fatal(error: Error): void;
 }
 
+/**
+ * Per-packet IP header settings. The socket is shared, so they are applied right before the
+ * sendto(2) of that one packet (raw-socket's beforeCallback runs synchronously before it, and
+ * sends are serialised) and put back to the kernel defaults for the next packet that has none.
+ */
+export interface SendOptions {
+  /** IPv4 TTL / IPv6 hop limit (1–255); absent = the kernel default. */
+  ttl?: number;
+  /**
+   * Don't fragment: "do" sets DF and never fragments (EMSGSIZE above the known path MTU, as
+   * `ping -M do`); "probe" sets DF and ignores the cached path MTU (as `ping -M probe`, for path-MTU
+   * discovery). Absent = the kernel default (IPv4: DF set, fragments locally above the path MTU).
+   */
+  dontFragment?: "do" | "probe";
+  /** The IPv4 TOS / IPv6 traffic class byte (DSCP << 2); absent = 0. */
+  trafficClass?: number;
+}
+
 /** A raw ICMP/ICMPv6 socket reduced to what echo needs; raw-socket and the test double implement it. */
 export interface IcmpTransport {
   /**
@@ -32,7 +57,12 @@ export interface IcmpTransport {
    * process.hrtime.bigint() taken right before the send syscall, or with the send error. It may
    * never run if the transport fails or is closed first.
    */
-  send(message: Buffer, address: string, done: (error: Error | undefined, sentAt: bigint) => void): void;
+  send(
+    message: Buffer,
+    address: string,
+    done: (error: Error | undefined, sentAt: bigint) => void,
+    options?: SendOptions,
+  ): void;
   /** Closes the socket; no event is reported after this. */
   close(): void;
 }
@@ -50,6 +80,29 @@ export interface EchoListener {
   socketFailed(error: Error): void;
 }
 
+/** What a UDP traceroute run is told: ICMP errors quoting datagrams from its source port. */
+export interface UdpErrorListener {
+  icmpError(error: UdpError, source: string, receivedAt: bigint): void;
+  socketFailed(error: Error): void;
+}
+
+/** Opens a raw IPPROTO_UDP socket for sending only (replies are ICMP, read from the shared socket). */
+export type OpenUdpTransport = (family: IpFamily) => IcmpTransport;
+
+/** A UDP traceroute run's sender: its own source port, send and close. */
+export interface UdpSession {
+  readonly family: IpFamily;
+  readonly sourcePort: number;
+  send(
+    destinationPort: number,
+    payload: Uint8Array,
+    address: string,
+    done: (error: Error | undefined, sentAt: bigint) => void,
+    options?: SendOptions,
+  ): void;
+  close(): void;
+}
+
 /** A run's view of the shared socket: its own echo identifier, send, and close. */
 export interface EchoSession {
   readonly family: IpFamily;
@@ -60,6 +113,7 @@ export interface EchoSession {
     payload: Uint8Array,
     address: string,
     done: (error: Error | undefined, sentAt: bigint) => void,
+    options?: SendOptions,
   ): void;
   /** Releases the identifier; the socket closes when no session is left. Idempotent. */
   close(): void;
@@ -182,6 +236,102 @@ function queuedReader(
   };
 }
 
+const IPPROTO_IP = 0;
+const IPPROTO_IPV6 = 41;
+/** Linux <linux/in.h> / <linux/in6.h> option numbers. */
+const IP_TOS = 1;
+const IP_TTL = 2;
+const IP_MTU_DISCOVER = 10;
+const IPV6_CHECKSUM = 7;
+const IPV6_UNICAST_HOPS = 16;
+const IPV6_MTU_DISCOVER = 23;
+const IPV6_DONTFRAG = 62;
+const IPV6_TCLASS = 67;
+/** IP_PMTUDISC_WANT (the default), _DO, _PROBE; the IPv6 values are the same numbers. */
+const PMTUDISC = { default: 1, do: 2, probe: 3 } as const;
+
+/**
+ * Applies SendOptions to a socket right before a send, touching only what differs from the
+ * previous packet (setsockopt is a syscall; most sends use the defaults). -1 resets TTL / hop
+ * limit to the kernel default (ip(7) IP_TTL, ipv6(7) IPV6_UNICAST_HOPS).
+ */
+function optionApplier(
+  socket: RawSocket.Socket,
+  family: IpFamily,
+): (options: SendOptions | undefined) => void {
+  const current = { ttl: -1, tclass: 0, pmtu: PMTUDISC.default as number };
+  return (options) => {
+    const ttl = options?.ttl ?? -1;
+    const tclass = options?.trafficClass ?? 0;
+    const pmtu = PMTUDISC[options?.dontFragment ?? "default"];
+    if (ttl !== current.ttl) {
+      if (family === 4) socket.setOption(IPPROTO_IP, IP_TTL, ttl);
+      else socket.setOption(IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl);
+      current.ttl = ttl;
+    }
+    if (tclass !== current.tclass) {
+      if (family === 4) socket.setOption(IPPROTO_IP, IP_TOS, tclass);
+      else socket.setOption(IPPROTO_IPV6, IPV6_TCLASS, tclass);
+      current.tclass = tclass;
+    }
+    if (pmtu !== current.pmtu) {
+      if (family === 4) socket.setOption(IPPROTO_IP, IP_MTU_DISCOVER, pmtu);
+      else {
+        socket.setOption(IPPROTO_IPV6, IPV6_MTU_DISCOVER, pmtu);
+        // IPv6 routers never fragment; the sender does unless told not to (RFC 3542 §11.2).
+        socket.setOption(IPPROTO_IPV6, IPV6_DONTFRAG, pmtu === PMTUDISC.default ? 0 : 1);
+      }
+      current.pmtu = pmtu;
+    }
+  };
+}
+
+/** A send-only raw IPPROTO_UDP socket for UDP traceroute (it never reads: receiving is paused). */
+export const openRawUdpTransport: OpenUdpTransport = (family) => {
+  const raw = loadRawSocket();
+  const socket = raw.createSocket({
+    protocol: raw.Protocol.UDP,
+    addressFamily: family === 4 ? raw.AddressFamily.IPv4 : raw.AddressFamily.IPv6,
+  });
+  // A raw UDP socket gets a copy of every UDP datagram the host receives; we want none of them.
+  socket.pauseRecv();
+  socket.on("error", () => undefined);
+  if (family === 6) socket.setOption(IPPROTO_IPV6, IPV6_CHECKSUM, 6);
+  const apply = optionApplier(socket, family);
+  let open = true;
+  return {
+    send(message, address, done, options) {
+      let sentAt = 0n;
+      let reported = false;
+      const report = (error: Error | undefined): void => {
+        if (reported) return;
+        reported = true;
+        done(error, sentAt);
+      };
+      if (!open) {
+        queueMicrotask(() => report(new Error("raw socket closed")));
+        return;
+      }
+      socket.send(
+        message,
+        0,
+        message.length,
+        address,
+        () => {
+          apply(options);
+          sentAt = process.hrtime.bigint();
+        },
+        (error) => report(error ?? undefined),
+      );
+    },
+    close() {
+      if (!open) return;
+      open = false;
+      socket.close();
+    },
+  };
+};
+
 /** The real transport: a raw-socket Socket (IPPROTO_ICMP or IPPROTO_ICMPV6). */
 export const openRawIcmpTransport: OpenIcmpTransport = (family, events) => {
   const raw = loadRawSocket();
@@ -210,11 +360,12 @@ export const openRawIcmpTransport: OpenIcmpTransport = (family, events) => {
     events.fatal(lastError ?? new Error("raw socket closed"));
   });
   installTypeFilter(socket, family);
+  const apply = optionApplier(socket, family);
   const readQueued = queuedReader(socket, (datagram, source, receivedAt) => {
     if (open) events.message(datagram, source, receivedAt);
   });
   return {
-    send(message, address, done) {
+    send(message, address, done, options) {
       let sentAt = 0n;
       let reported = false;
       const report = (error: Error | undefined): void => {
@@ -234,6 +385,8 @@ export const openRawIcmpTransport: OpenIcmpTransport = (family, events) => {
         message.length,
         address,
         () => {
+          // A throw here (setsockopt failed) reaches afterCallback as the send's error.
+          apply(options);
           sentAt = process.hrtime.bigint();
         },
         (error) => {
@@ -263,20 +416,27 @@ interface SharedSocket {
   family: IpFamily;
   transport: IcmpTransport;
   sessions: Map<number, EchoListener>;
+  /** UDP traceroute runs by source port; they keep the socket open like echo sessions. */
+  udpSessions: Map<number, UdpErrorListener>;
   failed: boolean;
 }
 
 /** Shares one raw socket per address family between concurrent echo runs (see the file comment). */
 export class IcmpSocketPool {
   readonly #openTransport: OpenIcmpTransport;
+  readonly #openUdpTransport: OpenUdpTransport;
   readonly #live = new Map<IpFamily, SharedSocket>();
   readonly #stats: Record<IpFamily, IcmpSocketStats> = {
     4: { opened: 0, datagrams: 0, malformed: 0, unmatched: 0 },
     6: { opened: 0, datagrams: 0, malformed: 0, unmatched: 0 },
   };
 
-  constructor(openTransport: OpenIcmpTransport = openRawIcmpTransport) {
+  constructor(
+    openTransport: OpenIcmpTransport = openRawIcmpTransport,
+    openUdpTransport: OpenUdpTransport = openRawUdpTransport,
+  ) {
     this.#openTransport = openTransport;
+    this.#openUdpTransport = openUdpTransport;
   }
 
   /** Counters for one family since the pool was created. */
@@ -306,25 +466,86 @@ export class IcmpSocketPool {
     return {
       family,
       identifier,
-      send(sequence, payload, address, done) {
+      send(sequence, payload, address, done, options) {
         const message = encodeEchoRequest(family, identifier, sequence, payload);
         if (closed || owner.failed) {
           queueMicrotask(() => done(new Error("ICMP session closed"), 0n));
           return;
         }
-        owner.transport.send(message, address, done);
+        owner.transport.send(message, address, done, options);
       },
       close: () => {
         if (closed) return;
         closed = true;
         owner.sessions.delete(identifier);
-        if (owner.sessions.size === 0 && !owner.failed) this.#closeShared(owner);
+        this.#closeIfUnused(owner);
       },
     };
   }
 
+  /**
+   * Opens a UDP sender with a source port no other live UDP session uses, plus a listener for the
+   * ICMP errors quoting its datagrams (they arrive on the shared ICMP socket of the family).
+   */
+  openUdp(family: IpFamily, listener: UdpErrorListener): UdpSession | EchoSessionError {
+    let shared = this.#live.get(family);
+    if (shared === undefined) {
+      const opened = this.#openShared(family);
+      if ("code" in opened) return opened;
+      shared = opened;
+    }
+    const owner = shared;
+    let sender: IcmpTransport;
+    try {
+      sender = this.#openUdpTransport(family);
+    } catch (error) {
+      this.#closeIfUnused(owner);
+      return describeOpenError(family, error);
+    }
+    // Ephemeral range (RFC 6335 §6), so the port never looks like a service's.
+    let sourcePort = 0;
+    for (let attempt = 0; attempt < 64 && (sourcePort === 0 || owner.udpSessions.has(sourcePort)); attempt++)
+      sourcePort = 49152 + randomInt(16384);
+    if (owner.udpSessions.has(sourcePort)) {
+      sender.close();
+      this.#closeIfUnused(owner);
+      return { code: "socket_error", message: "no free UDP source port for traceroute" };
+    }
+    owner.udpSessions.set(sourcePort, listener);
+    let closed = false;
+    return {
+      family,
+      sourcePort,
+      send(destinationPort, payload, address, done, options) {
+        if (closed || owner.failed) {
+          queueMicrotask(() => done(new Error("UDP session closed"), 0n));
+          return;
+        }
+        sender.send(encodeUdpDatagram(sourcePort, destinationPort, payload), address, done, options);
+      },
+      close: () => {
+        if (closed) return;
+        closed = true;
+        sender.close();
+        owner.udpSessions.delete(sourcePort);
+        this.#closeIfUnused(owner);
+      },
+    };
+  }
+
+  #closeIfUnused(shared: SharedSocket): void {
+    if (shared.sessions.size === 0 && shared.udpSessions.size === 0 && !shared.failed)
+      this.#closeShared(shared);
+  }
+
   #openShared(family: IpFamily): SharedSocket | EchoSessionError {
-    const shared: SharedSocket = { family, transport: NOT_OPEN, sessions: new Map(), failed: false };
+    const shared: SharedSocket = {
+      family,
+      transport: NOT_OPEN,
+      sessions: new Map(),
+      udpSessions: new Map(),
+      failed: false,
+    };
     try {
       shared.transport = this.#openTransport(family, {
         message: (datagram, source, receivedAt) => this.#dispatch(shared, datagram, source, receivedAt),
@@ -350,6 +571,7 @@ export class IcmpSocketPool {
     if (this.#live.get(shared.family) === shared) this.#live.delete(shared.family);
     shared.transport.close();
     for (const listener of [...shared.sessions.values()]) guard(() => listener.socketFailed(error));
+    for (const listener of [...shared.udpSessions.values()]) guard(() => listener.socketFailed(error));
   }
 
   #dispatch(shared: SharedSocket, datagram: Buffer, source: string, receivedAt: bigint): void {
@@ -362,6 +584,12 @@ export class IcmpSocketPool {
     }
     if (message.kind === "other") {
       stats.unmatched++;
+      return;
+    }
+    if (message.kind === "udp_error") {
+      const udpListener = shared.udpSessions.get(message.sourcePort);
+      if (udpListener === undefined) stats.unmatched++;
+      else guard(() => udpListener.icmpError(message, source, receivedAt));
       return;
     }
     const listener = shared.sessions.get(message.identifier);

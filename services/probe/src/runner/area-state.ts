@@ -38,6 +38,8 @@ export interface Transition {
 
 interface CheckTrack {
   area: Area;
+  /** This check's hysteresis (its overrides over the tracker's). */
+  h: Hysteresis;
   state: AreaStateName;
   /** consecutive runs at level ≥ 1 and ≥ 2 */
   up: [number, number];
@@ -62,18 +64,23 @@ function levelOf(state: AreaStateName): number {
 export class AreaTracker {
   readonly #checks = new Map<string, CheckTrack>();
   readonly #areas = new Map<Area, AreaSnapshot>();
-  readonly #h: Hysteresis;
   readonly #now: () => number;
 
   constructor(
-    checks: ReadonlyArray<{ name: string; area: Area }>,
+    checks: ReadonlyArray<{ name: string; area: Area; failAfter?: number; recoverAfter?: number }>,
     h: Hysteresis,
     now: () => number = Date.now,
   ) {
-    this.#h = h;
     this.#now = now;
     for (const c of checks)
-      this.#checks.set(c.name, { area: c.area, state: "unknown", up: [0, 0], down: 0, reason: "" });
+      this.#checks.set(c.name, {
+        area: c.area,
+        h: { failAfter: c.failAfter ?? h.failAfter, recoverAfter: c.recoverAfter ?? h.recoverAfter },
+        state: "unknown",
+        up: [0, 0],
+        down: 0,
+        reason: "",
+      });
     const t = now();
     for (const area of AREAS) {
       const configured = checks.some((c) => c.area === area);
@@ -95,15 +102,15 @@ export class AreaTracker {
     const cur = levelOf(c.state);
     if (c.state === "unknown") {
       if (level === 0) c.state = "ok";
-      else if (c.up[1] >= this.#h.failAfter) c.state = "failing";
-      else if (c.up[0] >= this.#h.failAfter) c.state = "degraded";
+      else if (c.up[1] >= c.h.failAfter) c.state = "failing";
+      else if (c.up[0] >= c.h.failAfter) c.state = "degraded";
     } else if (level > cur) {
       c.down = 0;
-      if (level >= 2 && c.up[1] >= this.#h.failAfter) c.state = "failing";
-      else if (cur < 1 && c.up[0] >= this.#h.failAfter) c.state = "degraded";
+      if (level >= 2 && c.up[1] >= c.h.failAfter) c.state = "failing";
+      else if (cur < 1 && c.up[0] >= c.h.failAfter) c.state = "degraded";
     } else if (level < cur) {
       c.down += 1;
-      if (c.down >= this.#h.recoverAfter) {
+      if (c.down >= c.h.recoverAfter) {
         c.state = STATE_OF_LEVEL[level] ?? "ok";
         c.down = 0;
       }

@@ -1,5 +1,6 @@
 import { ulid } from "ulid";
 import type { ResultPayload } from "../contract/payloads.ts";
+import { clockFlag } from "./clock-sync.ts";
 import type { Run } from "./scheduler.ts";
 import { applyThresholds, type Threshold } from "./thresholds.ts";
 
@@ -33,6 +34,7 @@ export function envelope(
     started_at: run.startedAt.toISOString(),
     boot_id: who.bootId,
     mono_ms: run.monoMs,
+    ...(clockFlag(run.startedAt.getTime()) ? { clock: clockFlag(run.startedAt.getTime()) } : {}),
     duration_ms: run.durationMs,
     status: m.status,
     metrics: m.metrics,

@@ -13,6 +13,10 @@ export interface ScheduledCheck {
   /** start jitter as a fraction of the interval */
   jitter: number;
   options: unknown;
+  /** Per-check hysteresis override (config `fail_after`, else the kind's `failAfter`). */
+  failAfter?: number;
+  /** Per-check hysteresis override (config `recover_after`). */
+  recoverAfter?: number;
 }
 
 /** One finished run, before thresholds and the envelope are applied. */
@@ -39,6 +43,8 @@ export class Scheduler {
   readonly #log: Logger;
   readonly #timers = new Map<string, NodeJS.Timeout>();
   readonly #running = new Map<string, Promise<void>>();
+  /** Checks whose watch asked for a run while one was going: run again as soon as it ends. */
+  readonly #rerun = new Set<string>();
   readonly #stop = new AbortController();
 
   constructor(checks: readonly ScheduledCheck[], ctx: CheckContext, onRun: (run: Run) => void, log: Logger) {
@@ -56,6 +62,16 @@ export class Scheduler {
         c.name,
         setTimeout(() => this.#tick(c), delay),
       );
+      this.#startWatch(c);
+    }
+  }
+
+  #startWatch(c: ScheduledCheck): void {
+    if (c.kind.watch === undefined) return;
+    try {
+      c.kind.watch(c.target, c.options, this.#ctx, this.#stop.signal, () => this.#launch(c, true));
+    } catch (err) {
+      this.#log.error({ check: c.name, err }, "check watch failed to start");
     }
   }
 
@@ -83,13 +99,18 @@ export class Scheduler {
     this.#launch(c);
   }
 
-  #launch(c: ScheduledCheck): void {
+  #launch(c: ScheduledCheck, queueIfRunning = false): void {
     if (this.#stop.signal.aborted) return;
     if (this.#running.has(c.name)) {
-      this.#log.warn({ check: c.name }, "previous run still going; skipping this one");
+      // A watched event (carrier lost) must not be lost to a run that started just before it.
+      if (queueIfRunning) this.#rerun.add(c.name);
+      else this.#log.warn({ check: c.name }, "previous run still going; skipping this one");
       return;
     }
-    const p = this.#runOnce(c).finally(() => this.#running.delete(c.name));
+    const p = this.#runOnce(c).finally(() => {
+      this.#running.delete(c.name);
+      if (this.#rerun.delete(c.name)) this.#launch(c);
+    });
     this.#running.set(c.name, p);
   }
 

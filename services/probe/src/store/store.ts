@@ -261,6 +261,36 @@ export class Store {
     return this.write(`message on ${message.topic}`, (s, extra) => this.insert(s, message, extra));
   }
 
+  /**
+   * Rewrites the payloads of undelivered rows whose topic starts with `topicPrefix`, in one
+   * transaction (the clock correction: runner/clock-sync.ts). `fix` returns the new payload or
+   * null to leave a row as it is. Rows already delivered are gone and stay as HQ got them.
+   * Returns how many rows changed.
+   */
+  rewriteUnsent(topicPrefix: string, fix: (payload: string) => string | null): number {
+    return this.write(`rewrite of ${topicPrefix}* rows`, () => {
+      const db = this.connection().db;
+      const rows = db
+        .prepare<[number, string], { id: number; payload: string; bytes: number }>(
+          "SELECT id, payload, bytes FROM outbox WHERE substr(topic, 1, ?) = ?",
+        )
+        .all(topicPrefix.length, topicPrefix);
+      const update = db.prepare<[string, number, number]>(
+        "UPDATE outbox SET payload = ?, bytes = ? WHERE id = ?",
+      );
+      let changed = 0;
+      for (const r of rows) {
+        const next = fix(r.payload);
+        if (next === null || next === r.payload) continue;
+        const bytes = Buffer.byteLength(next, "utf8");
+        update.run(next, bytes, r.id);
+        this.t.bytes += bytes - r.bytes;
+        changed++;
+      }
+      return changed;
+    });
+  }
+
   /** Up to `limit` rows with id > afterId, oldest first. */
   peek(afterId: number, limit: number): OutboxRow[] {
     const { s } = this.connection();
