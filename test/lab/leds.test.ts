@@ -3,7 +3,8 @@
 // and on Pi 5 numbering (base 571), and the kernel LED class backend. One scenario: boot (lamp
 // test) → all green → wan-down (WAN red blinking, then solid after leds.recent_change; HQ is behind
 // the WAN, so the uplink is lost too: STATUS fast amber blink) → recovery → clean stop (all off,
-// lines released). Asserted on the files the drivers write.
+// lines released), with `identify` from HQ over MQTT before the stop. Asserted on the files the
+// drivers write.
 import type { ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -24,6 +25,7 @@ import {
 } from "../unit/led-sysfs-fixture.ts";
 import { probeBrokerEnv } from "../../scripts/lab/broker-tls.ts";
 import { useLab } from "./lab-fixture.ts";
+import { startClient } from "./mqtt-driver.ts";
 import { exited, waitFor } from "./probe-harness.ts";
 
 const CLI = join(import.meta.dirname, "../../services/probe/src/cli.ts");
@@ -225,6 +227,37 @@ describe("status LEDs in the branch office (gpio on Pi 4 and Pi 5 numbering, ker
         const g = p.die("status", "green", 3000);
         return p.die("status", "red", 1500) === "off" && (g === "heartbeat" || g.startsWith("blink"));
       });
+    }
+  });
+
+  it("identify from HQ over MQTT: every LED blinks amber for the requested time, then the panel is back", async () => {
+    const hq = startClient(lab(), "hq", "hq");
+    try {
+      await hq.connected();
+      expect(await hq.subscribe("netprobe/v1/lab/probe-1/reply/#")).toEqual([1]);
+      // All three probes share the probe id, so the one command reaches each of them.
+      const reply = await hq.command("identify", { request_id: "leds-identify-1", duration_s: 4 });
+      expect(reply).toMatchObject({ ok: true, result: { duration_s: 4 } });
+      for (const p of probes) {
+        await waitFor(`${p.name}: every LED blinking amber`, 5000, () =>
+          PANEL.every((l) => p.die(l, "red").startsWith("blink") && p.die(l, "green").startsWith("blink")),
+        );
+      }
+      for (const p of probes) {
+        await waitFor(`${p.name}: panel restored after identify`, 10_000, () => {
+          const dark = (["dhcp", "dns", "phone"] as const).every(
+            (l) => p.die(l, "red") === "off" && p.die(l, "green") === "off",
+          );
+          return (
+            dark &&
+            p.die("lan", "green") === "on" &&
+            p.die("wan", "green") === "on" &&
+            p.die("wan", "red") === "off"
+          );
+        });
+      }
+    } finally {
+      hq.child.kill("SIGTERM");
     }
   });
 
