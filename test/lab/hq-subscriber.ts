@@ -45,5 +45,11 @@ client.on("message", (topic, payload, packet) => {
     JSON.stringify({ topic, retain: packet.retain, qos: packet.qos, payload: body }) + "\n",
   );
 });
-client.on("error", (err) => process.stderr.write(`subscriber: ${err.message}\n`));
+// While the broker is down every reconnect attempt fails the same way: say it once per outage.
+let lastError = "";
+client.on("error", (err) => {
+  if (err.message !== lastError) process.stderr.write(`subscriber: ${err.message}\n`);
+  lastError = err.message;
+});
+client.on("connect", () => (lastError = ""));
 process.on("SIGTERM", () => client.end(false, {}, () => process.exit(0)));
