@@ -205,7 +205,7 @@ async function benchDrain(lab: Lab): Promise<void> {
   const probeS = (performance.now() - t0) / 1000;
   // A single test subscriber may fall behind a full-speed drain and mosquitto then drops what
   // exceeds its per-client queue (max_queued_messages): report what arrived, do not wait forever.
-  await until("backlog at HQ", 15_000, () => hq.seen.results >= n).catch(() => undefined);
+  await until("backlog at HQ", 60_000, () => hq.seen.results >= n).catch(() => undefined);
   const atHq = hq.seen.results;
   await stopProbe(probe);
 
