@@ -146,7 +146,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     const client = this.#client;
     if (client && this.#connected) {
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 2000);
+        const t = setTimeout(resolve, 1000);
         client.publish(this.#base + "state", this.#statePayload("offline"), { qos: 1, retain: true }, () => {
           clearTimeout(t);
           resolve();
@@ -154,7 +154,16 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
       });
     }
     this.#flushAcks();
-    if (client) await client.endAsync(false).catch(() => undefined);
+    if (client) {
+      // A graceful end waits for every in-flight PUBACK, which a stalled broker may never send;
+      // SIGTERM must still exit within 5 s. Unacknowledged rows stay in the outbox: sent again later.
+      let timer: NodeJS.Timeout | undefined;
+      const gave = new Promise<void>((resolve) => (timer = setTimeout(resolve, 1500)));
+      await Promise.race([client.endAsync(false).catch(() => undefined), gave]);
+      clearTimeout(timer);
+      this.#flushAcks();
+      client.end(true);
+    }
     this.#teardown("stopped");
   }
 
