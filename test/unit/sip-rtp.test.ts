@@ -122,7 +122,9 @@ describe("SDP offer/answer", () => {
     });
     expect(parseAnswer("v=0\r\nm=audio 0 RTP/AVP 0\r\n", ["PCMU"])).toHaveProperty("error");
     expect(
-      parseAnswer("v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5 RTP/AVP 96\r\na=rtpmap:96 opus/48000\r\n", ["PCMU"]),
+      parseAnswer("v=0\r\nc=IN IP4 192.0.2.4\r\nm=audio 5 RTP/AVP 96\r\na=rtpmap:96 opus/48000\r\n", [
+        "PCMU",
+      ]),
     ).toMatchObject({ codec: undefined });
   });
 });
