@@ -128,8 +128,9 @@ pack_checkout() {
   [[ -n "$lockfile" || ! -f "$checkout/package-lock.json" ]] || lockfile="$checkout/package-lock.json"
 }
 
-# Unpacks the release outside node_modules (Node strips TypeScript types only outside it) and
-# builds its native modules against this Node's headers.
+# Unpacks the release and builds its native modules against this Node's headers. The service runs
+# the compiled JavaScript in dist/ (built by `npm pack`'s prepack); the `lab` and `hq` tools run
+# from the TypeScript sources, which Node strips only outside node_modules.
 install_release() {
   [[ -f "$package" ]] || die "no such package: $package"
   local sum version id dir
@@ -143,6 +144,7 @@ install_release() {
     rm -rf "$dir.partial"
     mkdir -p "$dir.partial"
     tar -xzf "$package" -C "$dir.partial" --strip-components=1 --no-same-owner
+    [[ -f "$dir.partial/dist/probe/src/cli.js" ]] || die "$package has no dist/ (npm pack builds it: npm run build)"
     [[ -z "$lockfile" ]] || cp "$lockfile" "$dir.partial/package-lock.json"
     (
       cd "$dir.partial"
@@ -190,8 +192,8 @@ install_files() {
   [[ -f "$fw/netprobe.service" ]] || die "the package has no firmware/ directory"
   cat >"$BIN" <<EOF
 #!/bin/sh
-# netprobe command (installed by netprobe install.sh): Node $NODE_MAJOR runs the TypeScript sources.
-exec $node_bin --disable-warning=ExperimentalWarning $PREFIX/current/services/probe/src/cli.ts "\$@"
+# netprobe command (installed by netprobe install.sh): Node $NODE_MAJOR runs the compiled service.
+exec $node_bin --disable-warning=ExperimentalWarning $PREFIX/current/dist/probe/src/cli.js "\$@"
 EOF
   chmod 0755 "$BIN"
 

@@ -86,7 +86,19 @@ install_modules() {
   echo "$want" >"$stamp"
 }
 
+build_dist() {
+  # The compiled appliance (tsconfig.build.json) that services/probe/bin/netprobe runs; rebuilt
+  # only when a source file is newer than the last build.
+  local stamp="$ROOT/dist/.built"
+  if [[ -f "$stamp" && -z "$(find "$ROOT/services/probe/src" "$ROOT/package-lock.json" "$ROOT/tsconfig.build.json" -newer "$stamp" -print -quit)" ]]; then
+    return
+  fi
+  log "building dist/ (tsc -p tsconfig.build.json)"
+  (cd "$ROOT" && npm run --silent build)
+}
+
 install_apt
 install_node
 install_modules
+build_dist
 export PATH="$NODE_HOME/bin:$PATH" npm_config_nodedir="$NODE_HOME"

@@ -14,6 +14,7 @@ import { parse, stringify } from "yaml";
 import { labUp, newLabName } from "../lab/lab.ts";
 import { credentialsFile, labCredentials, probeBrokerEnv } from "../lab/broker-tls.ts";
 import { parseDuration } from "../../services/probe/src/config/duration.ts";
+import { deployedCli } from "./deployed-cli.ts";
 
 const { values: args } = parseArgs({
   options: { minutes: { type: "string", default: "30" }, json: { type: "boolean", default: false } },
@@ -22,7 +23,7 @@ const MINUTES = Number(args.minutes);
 if (!(MINUTES >= 6))
   throw new Error("--minutes must be at least 6 (the RSS verdict compares minute 5 to the end)");
 const ROOT = new URL("../../", import.meta.url).pathname;
-const CLI = join(ROOT, "services/probe/src/cli.ts");
+const CLI = deployedCli();
 const DEFAULT_INTERVAL_MS = 60_000;
 const MAX_INTERVAL_MS = DEFAULT_INTERVAL_MS / 10;
 

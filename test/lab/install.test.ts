@@ -151,7 +151,7 @@ describe("install.sh on a clean Debian 12 root", { timeout: 600_000 }, () => {
     expect(r.code, r.stderr).toBe(0);
     for (const p of [
       "opt/netprobe/node/bin/node",
-      "opt/netprobe/current/services/probe/src/cli.ts",
+      "opt/netprobe/current/dist/probe/src/cli.js",
       "usr/local/bin/netprobe",
       "etc/netprobe/netprobe.yaml",
       "etc/systemd/system/netprobe.service",
@@ -169,7 +169,7 @@ describe("install.sh on a clean Debian 12 root", { timeout: 600_000 }, () => {
     expect(config).toContain("dtoverlay=netprobe-leds");
     expect(config).toContain("dtparam=watchdog=on");
     // Nothing was started: no process runs the installed service.
-    const procs = await run(["pgrep", "-f", "/opt/netprobe/current/services/probe/src/cli.ts"]);
+    const procs = await run(["pgrep", "-f", "/opt/netprobe/current/dist/probe/src/cli.js"]);
     expect(procs.stdout.trim()).toBe("");
   });
 

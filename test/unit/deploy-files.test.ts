@@ -264,7 +264,9 @@ describe("balena", () => {
       for (const s of srcs) expect(existsSync(join(REPO, context, s)), `${l}: ${s}`).toBe(true);
     }
     expect(lines.some((l) => l.startsWith("HEALTHCHECK "))).toBe(true);
-    expect(lines.find((l) => l.startsWith("CMD "))).toContain("services/probe/src/cli.ts");
+    // The compiled service (tsconfig.build.json: services/ → dist/), built in the build stage.
+    expect(lines.find((l) => l.startsWith("CMD "))).toContain("dist/probe/src/cli.js");
+    expect(lines.some((l) => /^RUN npm run build\b/.test(l))).toBe(true);
     // The runtime stage has no compiler.
     const runtime = lines.slice(lines.lastIndexOf(from.at(-1)!));
     expect(runtime.join("\n")).not.toMatch(/\b(g\+\+|make|libpcap-dev)\b/);

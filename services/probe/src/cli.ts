@@ -13,8 +13,6 @@ import { bootId, monoMs } from "./runner/clock.ts";
 import { envelope } from "./runner/result.ts";
 import { ProbeService } from "./service.ts";
 import { statusCommand } from "./cli/status-command.ts";
-import { labCommand } from "./cli/lab-command.ts";
-import { hqCommand } from "../../hq/src/hq-command.ts";
 import { VERSION } from "./version.ts";
 import { takeNotifyEnv, Watchdog } from "./watchdog.ts";
 
@@ -162,8 +160,32 @@ program
     process.exit(statusCommand(db, opts.json ?? false));
   });
 
-program.addCommand(labCommand());
-program.addCommand(hqCommand());
+// `lab` (the simulated branch office) and `hq` (headquarters) are tools beside the appliance:
+// loaded only when asked for, always from the TypeScript sources (the compiled tree in dist/
+// holds the appliance alone; see tsconfig.build.json). The probe service never pays for them.
+const TOOLS: Record<string, { file: string; make: string; description: string }> = {
+  lab: {
+    file: "services/probe/src/cli/lab-command.ts",
+    make: "labCommand",
+    description: "the simulated branch office in network namespaces (root needed)",
+  },
+  hq: {
+    file: "services/hq/src/hq-command.ts",
+    make: "hqCommand",
+    description: "headquarters: the fleet service, its web page and a terminal view",
+  },
+};
+const tool = TOOLS[process.argv[2] ?? ""];
+if (tool !== undefined) {
+  // Relative to the repository root, which is three levels up from services/probe/src and from dist/probe/src alike.
+  const mod = (await import(new URL(`../../../${tool.file}`, import.meta.url).href)) as Record<
+    string,
+    () => Command
+  >;
+  program.addCommand(mod[tool.make]!());
+} else {
+  for (const [name, t] of Object.entries(TOOLS)) program.command(name).description(t.description);
+}
 program.addOption(new Option("--no-color", "no ANSI colours").hideHelp());
 
 function loadOrExit(file: string | undefined) {

@@ -18,7 +18,8 @@ import { formatStatus, readStatus } from "./status-command.ts";
 import { credentialsFile, labCredentials, probeBrokerEnv } from "../../../../scripts/lab/broker-tls.ts";
 
 const ROOT = new URL("../../../../", import.meta.url).pathname;
-const CLI = join(ROOT, "services/probe/src/cli.ts");
+/** The product as deployed: the compiled service when dist/ is current (services/probe/bin/netprobe). */
+const NETPROBE = join(ROOT, "services/probe/bin/netprobe");
 /** The lab's probe config; every target in it is a lab address. */
 export const LAB_PROBE_CONFIG = join(ROOT, "scripts/lab/probe.lab.yaml");
 /** Lab name used when none is given. */
@@ -110,7 +111,7 @@ async function demo(name: string, durationS: number): Promise<void> {
   const lab = await labUp({ name });
   const db = join(lab.info.dir, "probe.db");
   const node = process.execPath;
-  const probe = lab.spawn("probe", [node, CLI, "run", "--config", LAB_PROBE_CONFIG], {
+  const probe = lab.spawn("probe", [NETPROBE, "run", "--config", LAB_PROBE_CONFIG], {
     env: { ...process.env, NETPROBE_STORE_PATH: db, ...probeBrokerEnv(lab.info.dir) },
     stdio: ["ignore", "ignore", "pipe"],
   });
