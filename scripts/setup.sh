@@ -14,6 +14,7 @@ APT_PACKAGES=(
   debootstrap systemd
   prometheus-blackbox-exporter curl
   chromium
+  faketime
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

@@ -198,6 +198,9 @@ export class ProbeService {
       this.#log.child({ part: "uplink" }),
     );
     this.#uplink.on("connected", () => {
+      // Before the outbox drains (the uplink pumps right after this event): NTP's step is often
+      // what lets TLS connect at all, and the periodic sample may not have seen it yet.
+      this.#clockWatch.sample();
       this.#showLeds();
       void this.#publishConfig();
     });
