@@ -55,6 +55,8 @@ if (process.getuid?.() !== 0) {
 }
 
 interface ToolResult {
+  /** How the probe's RTTs were timed (detail.timestamps, wire_rtts): "wire 1000", "mixed 990"… */
+  timing?: string;
   sent: number;
   received: number;
   loss_pct: number;
@@ -120,8 +122,11 @@ async function probe(lab: Lab, target: string, count: number): Promise<ToolResul
     [process.execPath, import.meta.filename, "--child", `${target},${count},${INTERVAL_MS}`],
     { timeoutMs: 600_000 },
   );
-  const m = JSON.parse(r.stdout) as { metrics: Record<string, number> };
+  const m = JSON.parse(r.stdout) as { metrics: Record<string, number>; detail?: Record<string, unknown> };
+  const timing = `${String(m.detail?.timestamps)} ${String(m.detail?.wire_rtts)}`;
+  const why = typeof m.detail?.wire_unavailable === "string" ? ` (${m.detail.wire_unavailable})` : "";
   return {
+    timing: timing + why,
     sent: m.metrics.sent ?? 0,
     received: m.metrics.received ?? 0,
     loss_pct: m.metrics.loss_pct ?? Number.NaN,
@@ -171,6 +176,7 @@ try {
         scenario: scenario.name,
         tool,
         received: `${t.received}/${t.sent}`,
+        timing: t.timing ?? "",
         loss_pct: r3(t.loss_pct),
         truth_loss_pct: flow?.loss_pct === null || flow === undefined ? "" : r3(flow.loss_pct),
         rtt_p50_ms: r3(t.p50_ms),

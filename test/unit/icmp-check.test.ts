@@ -105,6 +105,8 @@ describe("a series with every reply", () => {
         duplicates: 0,
         late: 0,
         corrupted: 0,
+        timestamps: "process",
+        wire_rtts: 0,
       },
     });
   });

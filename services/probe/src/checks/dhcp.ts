@@ -298,6 +298,12 @@ class DhcpExchange {
 
   #onFrame(frame: CapturedFrame, eth: EthernetFrame): void {
     if (this.#phase === "done") return;
+    // The shared session also captures ICMP echoes (for the icmp check's timestamps): well-formed
+    // IPv4 that is not UDP is someone else's traffic, not a malformed DHCP frame.
+    if (eth.payload.length >= 20 && (eth.payload[0] ?? 0) >> 4 === 4 && eth.payload[9] !== 17) {
+      this.#ignored++;
+      return;
+    }
     const udp = decodeIpv4Udp(eth.payload);
     if (udp === undefined) {
       this.#malformed++;

@@ -4,6 +4,13 @@
 // (net/icmp-socket.ts), a random starting sequence number and a random 8-byte payload cookie;
 // a reply counts only when identifier, sequence and cookie all match, so other pingers on the
 // host, concurrent runs and stale replies from earlier runs are ignored.
+//
+// RTTs come from kernel capture timestamps when it can (net/echo-wire-stamps.ts): a frame tap on
+// the shared pcap session of the egress interface sees each request leave and each reply arrive,
+// without the event loop's wake-up latency that user-space stamps carry (it put the probe ~0.3 ms
+// above ping through the lab WAN, scripts/bench/wan-accuracy.ts). The raw socket still decides
+// what was received, lost, late or an error; where a frame was not captured (no pcap permission,
+// a non-Ethernet or unknown egress interface, a capture drop) that echo keeps its user-space RTT.
 
 import { randomBytes, randomInt } from "node:crypto";
 import { lookup } from "node:dns/promises";
@@ -12,6 +19,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import type { CheckContext, CheckError, CheckKind, Measurement } from "./check.ts";
 import { pingMos } from "./mos.ts";
 import { summarizeSeries } from "./series-stats.ts";
+import { EchoWireStamps, ethernetEgress, type CaptureInterface } from "../net/echo-wire-stamps.ts";
 import { normalizeIpLiteral, type EchoError, type IpFamily } from "../net/icmp-packet.ts";
 import {
   sharedIcmpSockets,
@@ -20,6 +28,7 @@ import {
   type IcmpSocketPool,
   type SendOptions,
 } from "../net/icmp-socket.ts";
+import { sharedPcap, type FrameIo, type FrameTap } from "../net/pcap-session.ts";
 
 const options = Type.Object(
   {
@@ -92,10 +101,19 @@ export type ResolveHost = (
   family: 0 | IpFamily,
 ) => Promise<{ address: string; family: IpFamily }>;
 
+/** Where kernel timestamps of the echoes come from: frame capture on the egress interface. */
+export interface WireTimestampSource {
+  io: FrameIo;
+  /** The Ethernet interface requests to the IP literal `address` leave by, or why there is none. */
+  captureInterface(address: string): CaptureInterface;
+}
+
 /** The I/O an icmp check uses; tests pass an IcmpSocketPool over a fake transport and a fake resolver. */
 export interface IcmpDependencies {
   sockets: Pick<IcmpSocketPool, "open">;
   resolve: ResolveHost;
+  /** Absent: RTTs from user-space timestamps only. */
+  wire?: WireTimestampSource;
 }
 
 /** Cap on the per-request RTT list in `detail.rtts_ms` (a run may have 10 000 requests). */
@@ -104,6 +122,12 @@ export const MAX_DETAIL_RTTS = 100;
 export const MAX_DETAIL_ERRORS = 10;
 
 const COOKIE_BYTES = 8;
+/**
+ * How long a finished series waits for frames the capture has not delivered yet: the socket and
+ * the pcap session are separate file descriptors, so a reply can reach the series an event-loop
+ * turn before its frames. Only waited when such a frame is missing.
+ */
+const WIRE_GRACE_MS = 10;
 const FAMILY_NAMES: Readonly<Record<IpFamily, "ipv4" | "ipv6">> = { 4: "ipv4", 6: "ipv6" };
 const FAMILY_NUMBERS: Readonly<Record<IcmpOptions["address_family"], 0 | IpFamily>> = {
   auto: 0,
@@ -127,10 +151,11 @@ export function createIcmpCheck(deps: IcmpDependencies): CheckKind<typeof option
   };
 }
 
-/** ICMP/ICMPv6 echo series over the process-wide shared raw sockets. */
+/** ICMP/ICMPv6 echo series over the process-wide shared raw sockets, timed by the shared pcap sessions. */
 export const icmp: CheckKind<typeof options> = createIcmpCheck({
   sockets: sharedIcmpSockets,
   resolve: resolveWithSystem,
+  wire: { io: sharedPcap, captureInterface: ethernetEgress },
 });
 
 /** A resolved target, or the measurement that reports why there is none. */
@@ -145,7 +170,7 @@ async function runEchoSeries(
 ): Promise<Measurement> {
   const destination = await resolveTarget(deps.resolve, target, opts.address_family, signal);
   if ("failure" in destination) return destination.failure;
-  return new EchoSeries(deps.sockets, destination.address, destination.family, opts, ctx, signal).run();
+  return new EchoSeries(deps, destination.address, destination.family, opts, ctx, signal).run();
 }
 
 /**
@@ -219,6 +244,7 @@ interface ReportedError {
 /** One run: sends on a timer, matches replies as they arrive, settles when done or aborted. */
 class EchoSeries implements EchoListener {
   readonly #sockets: Pick<IcmpSocketPool, "open">;
+  readonly #wire: WireTimestampSource | undefined;
   readonly #address: string;
   readonly #family: IpFamily;
   readonly #opts: IcmpOptions;
@@ -248,16 +274,22 @@ class EchoSeries implements EchoListener {
   #timer: NodeJS.Timeout | undefined;
   #finish: (measurement: Measurement) => void = () => {};
   #finished = false;
+  #stamps: EchoWireStamps | undefined;
+  #tap: FrameTap | undefined;
+  #wireUnavailable: string | undefined;
+  #graceTimer: NodeJS.Timeout | undefined;
+  #resolved = false;
 
   constructor(
-    sockets: Pick<IcmpSocketPool, "open">,
+    deps: IcmpDependencies,
     address: string,
     family: IpFamily,
     opts: IcmpOptions,
     ctx: CheckContext,
     signal: AbortSignal,
   ) {
-    this.#sockets = sockets;
+    this.#sockets = deps.sockets;
+    this.#wire = deps.wire;
     this.#address = address;
     this.#family = family;
     this.#opts = opts;
@@ -282,6 +314,7 @@ class EchoSeries implements EchoListener {
     const session = this.#sockets.open(this.#family, this);
     if ("code" in session) return Promise.resolve(errorResult(session.code, session.message));
     this.#session = session;
+    this.#openTap(session.identifier);
     return new Promise<Measurement>((resolve) => {
       this.#finish = resolve;
       this.#signal.addEventListener("abort", this.#onAbort, { once: true });
@@ -291,9 +324,44 @@ class EchoSeries implements EchoListener {
   }
 
   readonly #onAbort = (): void => {
+    // Aborted while waiting for late frames: the series itself was complete.
+    if (this.#finished) {
+      this.#resolve();
+      return;
+    }
     this.#aborted = true;
     this.#end();
   };
+
+  /** Subscribes to the egress interface's frames; any failure just means process timestamps. */
+  #openTap(identifier: number): void {
+    if (this.#wire === undefined) return;
+    const where = this.#wire.captureInterface(this.#address);
+    if ("reason" in where) {
+      this.#wireUnavailable = where.reason;
+      return;
+    }
+    const stamps = new EchoWireStamps({
+      family: this.#family,
+      peer: this.#comparableAddress,
+      identifier,
+      cookie: this.#payload.subarray(0, COOKIE_BYTES),
+      indexOf: (sequence) => this.#indexOf(sequence),
+    });
+    let tap: FrameTap | CheckError;
+    try {
+      tap = this.#wire.io.open(where.iface, stamps);
+    } catch (error) {
+      tap = { code: "capture_failed", message: error instanceof Error ? error.message : String(error) };
+    }
+    if ("code" in tap) {
+      this.#wireUnavailable = `${tap.code}: ${tap.message}`;
+      this.#ctx.log.debug({ iface: where.iface, err: tap.message }, "icmp: no wire timestamps");
+      return;
+    }
+    this.#tap = tap;
+    this.#stamps = stamps;
+  }
 
   #sendNext(): void {
     this.#timer = undefined;
@@ -406,8 +474,40 @@ class EchoSeries implements EchoListener {
     if (this.#finished) return;
     this.#finished = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#signal.removeEventListener("abort", this.#onAbort);
     this.#session?.close();
+    const stamps = this.#stamps;
+    if (stamps === undefined || this.#aborted || this.#socketError !== undefined || !this.#framesPending()) {
+      this.#resolve();
+      return;
+    }
+    // The timer is followed by one more turn (setImmediate runs after the poll phase), so frames
+    // the kernel had already captured are read even if the event loop was late for the timer.
+    stamps.onStamp = () => {
+      if (!this.#framesPending()) this.#resolve();
+    };
+    this.#graceTimer = setTimeout(() => setImmediate(() => this.#resolve()), WIRE_GRACE_MS);
+  }
+
+  /**
+   * Whether a reply the socket accepted still lacks one of its two frames, while the capture works
+   * (it has seen some request leave). On a fast path the whole last exchange can be done before
+   * the capture's poll callback runs for either frame.
+   */
+  #framesPending(): boolean {
+    const stamps = this.#stamps;
+    if (stamps === undefined || stamps.requestsSeen === 0) return false;
+    for (let i = 0; i < this.#issued; i++) {
+      if (this.#outcomes[i] === "replied" && !(stamps.hasRequest(i) && stamps.hasReply(i))) return true;
+    }
+    return false;
+  }
+
+  #resolve(): void {
+    if (this.#resolved) return;
+    this.#resolved = true;
+    if (this.#graceTimer !== undefined) clearTimeout(this.#graceTimer);
+    this.#signal.removeEventListener("abort", this.#onAbort);
+    this.#tap?.close();
     this.#finish(this.#measure());
   }
 
@@ -425,8 +525,17 @@ class EchoSeries implements EchoListener {
         if (open && (sentAt === undefined || now - sentAt < waitNs)) inFlight++;
       }
     }
+    // Wire RTTs where both frames were captured; the user-space RTT otherwise.
+    const rtts: (number | undefined)[] = [];
+    let wireRtts = 0;
+    for (let i = 0; i < this.#issued; i++) {
+      const processMs = this.#rttMs[i];
+      const wireMs = processMs === undefined ? undefined : this.#stamps?.rttMs(i, processMs);
+      if (wireMs !== undefined) wireRtts++;
+      rtts[i] = wireMs ?? processMs;
+    }
     const series: number[] = [];
-    for (const rtt of this.#rttMs) if (rtt !== undefined) series.push(rtt);
+    for (const rtt of rtts) if (rtt !== undefined) series.push(rtt);
     const known = this.#issued - inFlight;
     const metrics: Record<string, number> = { sent: this.#issued, received: this.#replied };
     if (known > 0) metrics.loss_pct = round((100 * (known - this.#replied)) / known);
@@ -448,14 +557,20 @@ class EchoSeries implements EchoListener {
       identifier: this.#session?.identifier,
       payload_bytes: this.#opts.size,
       rtts_ms: this.#outcomes.slice(0, MAX_DETAIL_RTTS).map((_, i) => {
-        const rtt = this.#rttMs[i];
+        const rtt = rtts[i];
         return rtt === undefined ? null : round(rtt);
       }),
+
       duplicates: this.#duplicates,
       late: this.#late,
       corrupted: this.#corrupted,
     };
     if (this.#issued > MAX_DETAIL_RTTS) detail.rtts_truncated = true;
+    if (series.length > 0) {
+      detail.timestamps = wireRtts === 0 ? "process" : wireRtts === series.length ? "wire" : "mixed";
+      detail.wire_rtts = wireRtts;
+    }
+    if (this.#wireUnavailable !== undefined) detail.wire_unavailable = this.#wireUnavailable;
     if (this.#icmpErrors > 0) {
       detail.icmp_errors = this.#errors;
       detail.icmp_error_count = this.#icmpErrors;

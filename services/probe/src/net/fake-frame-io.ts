@@ -45,11 +45,14 @@ export class FakeFrameIo implements FrameIo {
     };
   }
 
-  /** Delivers one frame to every consumer of its EtherType; returns false when it has no Ethernet header. */
-  deliver(data: Buffer): boolean {
+  /**
+   * Delivers one frame to every consumer of its EtherType, captured at `wireUs` (default: now);
+   * returns false when it has no Ethernet header.
+   */
+  deliver(data: Buffer, wireUs = Date.now() * 1000): boolean {
     const eth = decodeEthernet(data);
     if (eth === undefined) return false;
-    const frame: CapturedFrame = { data, receivedAt: process.hrtime.bigint(), wireUs: Date.now() * 1000 };
+    const frame: CapturedFrame = { data, receivedAt: process.hrtime.bigint(), wireUs };
     for (const c of [...this.#consumers]) {
       if (!c.etherTypes.includes(eth.etherType)) continue;
       try {

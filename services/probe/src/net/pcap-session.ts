@@ -1,8 +1,9 @@
 // One long-lived pcap session per interface, shared by every Ethernet-level check of the process
-// (DHCP, ARP, LLDP). node_pcap (pcap 3.1) is unmaintained and crashes when sessions are created
-// and destroyed repeatedly (DESIGN.md §3), so a session, once opened, stays open until closeAll()
-// — called by ProbeService.stop(). A closed node_pcap session keeps its libuv poll handle (and so
-// the process) alive until one more packet arrives; the CLI exits explicitly after stop().
+// (DHCP, ARP, LLDP) and by the icmp check's wire timestamps. node_pcap (pcap 3.1) is unmaintained
+// and crashes when sessions are created and destroyed repeatedly (DESIGN.md §3), so a session,
+// once opened, stays open until closeAll() — called by ProbeService.stop(). A closed node_pcap
+// session keeps its libuv poll handle (and so the process) alive until one more packet arrives;
+// the CLI exits explicitly after stop().
 //
 // Consumers subscribe per EtherType; each captured frame is decoded once (Ethernet header) and
 // handed to the consumers that asked for its type. A consumer that throws is counted and logged,
@@ -46,9 +47,14 @@ export interface FrameIo {
   open(iface: string, consumer: FrameConsumer): FrameTap | CheckError;
 }
 
-/** Capture filter of the shared session: the union of what every consumer may need. */
+/**
+ * Capture filter of the shared session: the union of what every consumer may need. ICMP/ICMPv6
+ * echo request and reply (both directions: packet sockets see outgoing frames too) are for the
+ * icmp check's kernel timestamps; `ip6[40]` assumes no extension header, as its decoder does.
+ */
 export const CAPTURE_FILTER =
-  "arp or ether proto 0x88cc or ether dst 01:00:0c:cc:cc:cc or (udp and (port 67 or port 68))";
+  "arp or ether proto 0x88cc or ether dst 01:00:0c:cc:cc:cc or (udp and (port 67 or port 68))" +
+  " or (icmp and (icmp[0]=0 or icmp[0]=8)) or (icmp6 and (ip6[40]=128 or ip6[40]=129))";
 
 interface PcapPacket {
   buf: Buffer;
