@@ -180,6 +180,9 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
         connectTimeout: 10_000,
         keepalive: Math.round(s.keepaliveMs / 1000),
         queueQoSZero: false,
+        // mqtt-packet's number cache holds 65,536 two-byte Buffers (~8 MB of heap) to save an
+        // allocation per packet id: not worth it at a probe's message rate.
+        writeCache: false,
         rejectUnauthorized: s.rejectUnauthorized,
         will: {
           topic: this.#base + "state",
