@@ -192,8 +192,9 @@ install_files() {
   [[ -f "$fw/netprobe.service" ]] || die "the package has no firmware/ directory"
   cat >"$BIN" <<EOF
 #!/bin/sh
-# netprobe command (installed by netprobe install.sh): Node $NODE_MAJOR runs the compiled service.
-exec $node_bin --disable-warning=ExperimentalWarning $PREFIX/current/dist/probe/src/cli.js "\$@"
+# netprobe command (installed by netprobe install.sh): the release's own launcher, which runs the
+# compiled service on $node_bin with the service's V8 flags, as the systemd unit does.
+exec $PREFIX/current/services/probe/bin/netprobe "\$@"
 EOF
   chmod 0755 "$BIN"
 

@@ -1,17 +1,19 @@
-// The netprobe entry benchmarks measure: the compiled service in dist/, as a device runs it
-// (firmware/netprobe.service, the container's CMD) — not the TypeScript sources the tests run.
-// Built (incrementally) first, so a benchmark never measures a stale tree.
+// How benchmarks start netprobe: as a device does (services/probe/bin/netprobe: the compiled
+// service in dist/ with the service's V8 flags; firmware/netprobe.service and the container run
+// the same), on this process's Node — not the TypeScript sources the tests run. dist/ is built
+// (incrementally) first, so a benchmark never measures a stale tree.
 import { execFileSync } from "node:child_process";
 import { dirname, join } from "node:path";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
-/** Runs `npm run build` and returns the compiled CLI's path (run it with process.execPath). */
-export function deployedCli(): string {
+/** Builds dist/ and returns the argv prefix that runs netprobe (append the command). */
+export function deployedCli(): string[] {
   execFileSync("npm", ["run", "--silent", "build"], {
     cwd: ROOT,
     stdio: ["ignore", "ignore", "inherit"],
     env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}` },
   });
-  return join(ROOT, "dist/probe/src/cli.js");
+  process.env.NETPROBE_NODE = process.execPath;
+  return [join(ROOT, "services/probe/bin/netprobe")];
 }

@@ -82,7 +82,7 @@ try {
   createInterface({ input: hq.stdout! }).on("line", (l) => {
     if (l.includes("/results/")) results++;
   });
-  const probe = lab.spawn("probe", [process.execPath, CLI, "run", "--config", file], {
+  const probe = lab.spawn("probe", [...CLI, "run", "--config", file], {
     env: {
       ...process.env,
       NETPROBE_STORE_PATH: join(lab.info.dir, "soak.db"),

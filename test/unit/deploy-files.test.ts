@@ -14,7 +14,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import Ajv from "ajv";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -110,10 +110,11 @@ describe("systemd unit", () => {
     const root = join(tmp, "root");
     mkdirSync(join(root, "etc/systemd/system"), { recursive: true });
     mkdirSync(join(root, "usr/lib/systemd"), { recursive: true });
-    mkdirSync(join(root, "opt/netprobe/node/bin"), { recursive: true });
+    const launcher = "opt/netprobe/current/services/probe/bin/netprobe";
+    mkdirSync(join(root, dirname(launcher)), { recursive: true });
     cpSync("/usr/lib/systemd/system", join(root, "usr/lib/systemd/system"), { recursive: true });
-    writeFileSync(join(root, "opt/netprobe/node/bin/node"), "#!/bin/sh\n");
-    chmodSync(join(root, "opt/netprobe/node/bin/node"), 0o755);
+    writeFileSync(join(root, launcher), "#!/bin/sh\n");
+    chmodSync(join(root, launcher), 0o755);
     cpSync(join(FW, "netprobe.service"), join(root, "etc/systemd/system/netprobe.service"));
     const r = sh("systemd-analyze", ["verify", `--root=${root}`, "netprobe.service"]);
     expect(r.err + r.out).toBe("");
@@ -265,7 +266,7 @@ describe("balena", () => {
     }
     expect(lines.some((l) => l.startsWith("HEALTHCHECK "))).toBe(true);
     // The compiled service (tsconfig.build.json: services/ → dist/), built in the build stage.
-    expect(lines.find((l) => l.startsWith("CMD "))).toContain("dist/probe/src/cli.js");
+    expect(lines.find((l) => l.startsWith("CMD "))).toContain("services/probe/bin/netprobe");
     expect(lines.some((l) => /^RUN npm run build\b/.test(l))).toBe(true);
     // The runtime stage has no compiler.
     const runtime = lines.slice(lines.lastIndexOf(from.at(-1)!));
