@@ -53,4 +53,27 @@ describe("netprobe config validate / run", () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain("/nonexistent/netprobe.yaml");
   });
+
+  it("check -o takes YAML values: booleans and lists reach the options schema typed", () => {
+    // Each call fails validation on purpose (count 0), so nothing is sent; the other options
+    // must pass: `mos=true` a boolean, `resolvers=[…]` a list.
+    const icmp = netprobe("check", "icmp", "-t", "192.0.2.1", "-o", "mos=true", "-o", "count=0");
+    expect(icmp.status).toBe(2);
+    expect(icmp.stderr.trim()).toBe("options.count: must be ≥ 1");
+    const dns = netprobe(
+      "check",
+      "dns",
+      "-t",
+      "www.example.net",
+      "-o",
+      "resolvers=[dhcp, 192.0.2.53]",
+      "-o",
+      "wait_ms=0",
+    );
+    expect(dns.status).toBe(2);
+    expect(dns.stderr).not.toContain("resolvers");
+    const bad = netprobe("check", "dns", "-t", "www.example.net", "-o", "resolvers=[dhcp");
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("--option resolvers=[dhcp: the value is not YAML");
+  });
 });

@@ -1,4 +1,5 @@
 import { Command, Option } from "commander";
+import { parse as parseYaml } from "yaml";
 import { checkKind, CHECK_KINDS } from "./checks/registry.ts";
 import {
   loadConfig,
@@ -71,7 +72,10 @@ program
   .description("run one check once and print its result (options and defaults as in the config file)")
   .argument("<kind>", `check kind (${Object.keys(CHECK_KINDS).join(", ")})`)
   .requiredOption("-t, --target <target>", "what to check")
-  .option("-o, --option <key=value...>", "check option, repeatable (e.g. -o count=10)")
+  .option(
+    "-o, --option <key=value...>",
+    "check option, repeatable; the value is YAML as in the config file (-o count=10 -o mos=true -o resolvers=[dhcp,192.0.2.53])",
+  )
   .option("--timeout <duration>", "run timeout, e.g. 10s")
   .option("--json", "print the result envelope as JSON")
   .action(
@@ -80,8 +84,13 @@ program
       for (const kv of opts.option ?? []) {
         const eq = kv.indexOf("=");
         if (eq < 1) usage(`--option ${kv}: expected key=value`);
-        const v = kv.slice(eq + 1);
-        options[kv.slice(0, eq)] = v !== "" && !Number.isNaN(Number(v)) ? Number(v) : v;
+        try {
+          options[kv.slice(0, eq)] = parseYaml(kv.slice(eq + 1));
+        } catch (err) {
+          usage(
+            `--option ${kv}: the value is not YAML (${err instanceof Error ? err.message.split("\n")[0] : String(err)})`,
+          );
+        }
       }
       // One check in a throwaway config: the same validation, defaults and messages as `run`.
       const checked = validateConfig({
