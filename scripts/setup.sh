@@ -13,8 +13,10 @@ APT_PACKAGES=(
   kamailio sipsak
   debootstrap systemd
   prometheus-blackbox-exporter curl
+  monitoring-plugins-basic monitoring-plugins-standard
   chromium
   faketime
+  rabbitmq-server
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -33,7 +35,8 @@ install_apt() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
   # Debian starts these as system services; the lab runs its own instances inside namespaces.
-  for svc in mosquitto dnsmasq lldpd kamailio prometheus-blackbox-exporter; do
+  # rabbitmq-server pulls in Erlang's epmd, which Debian enables as a socket-activated service.
+  for svc in mosquitto dnsmasq lldpd kamailio prometheus-blackbox-exporter rabbitmq-server epmd.socket epmd; do
     if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled "$svc" >/dev/null 2>&1; then
       systemctl disable --now "$svc" >/dev/null 2>&1 || true
     fi

@@ -14,6 +14,6 @@ export function deployedCli(): string[] {
     stdio: ["ignore", "ignore", "inherit"],
     env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}` },
   });
-  process.env.NETPROBE_NODE = process.execPath;
+  process.env.NETPROBE_NODE ??= process.execPath;
   return [join(ROOT, "services/probe/bin/netprobe")];
 }

@@ -1,22 +1,28 @@
 // DNS query-time accuracy (issue 4): the dns check's query time against the time seen on the wire,
-// with dig's query time beside it as the reference tool. Inside a lab (a throwaway one unless
-// --lab names a running one), tshark captures UDP port 53 on the probe's eth0; the dns check then
-// asks the gateway's dnsmasq N times, and dig asks N times. Each query is matched to its capture by
-// DNS id; wire time = response frame time − query frame time (kernel capture timestamps).
+// with dig and monitoring-plugins' check_dns (which times an nslookup process) beside it as the
+// reference tools. Inside a lab (a throwaway one unless --lab names a running one), tshark captures
+// UDP port 53 on the probe's eth0 (wire-capture.ts); the dns check then asks the gateway's dnsmasq
+// N times, dig asks N times, check_dns N times. The check's and dig's queries are matched to the
+// capture by DNS id; wire time = response frame time − query frame time (kernel capture
+// timestamps). nslookup prints no id and asks A and AAAA, so a check_dns run's wire time is its
+// first query to its last response inside the run's own time window.
 //
 //   node scripts/bench/dns-accuracy.ts [--count 100] [--lab NAME] [--server 192.0.2.1]
 //                                      [--name wan.lab.example] [--json]
 //
 // Pass: the median of (probe − wire) is within 0.2 ms. dig prints whole milliseconds (BIND 9.18),
 // so its column shows what a standard tool reports, not a sub-millisecond reference.
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Lab, labUp } from "../lab/lab.ts";
 import { percentile } from "../../services/probe/src/checks/series-stats.ts";
+import { readFields, startCapture } from "./wire-capture.ts";
+
+/** monitoring-plugins' check_dns (Debian monitoring-plugins-standard). */
+const CHECK_DNS = "/usr/lib/nagios/plugins/check_dns";
 
 const { values: args } = parseArgs({
   options: {
@@ -69,21 +75,7 @@ const work = mkdtempSync(join(tmpdir(), "np-dns-bench-"));
 const pcap = join(work, "dns.pcap");
 try {
   // Capture inside the probe's namespace, on its LAN port.
-  const capture = lab.spawn("probe", ["tshark", "-q", "-i", "eth0", "-f", "udp port 53", "-w", pcap], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  await new Promise<void>((resolve, reject) => {
-    let err = "";
-    const timer = setTimeout(() => reject(new Error(`tshark did not start: ${err}`)), 15_000);
-    capture.stderr?.setEncoding("utf8").on("data", (d: string) => {
-      err += d;
-      if (err.includes("Capturing on")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    capture.once("exit", (code) => reject(new Error(`tshark exited ${code}: ${err}`)));
-  });
+  const capture = await startCapture(lab, "probe", "eth0", "udp port 53", pcap);
 
   const script = fileURLToPath(import.meta.url);
   const probeRun = await lab.exec(
@@ -117,11 +109,26 @@ try {
     if (id !== undefined && ms !== undefined) dig.push({ id: Number(id), ms: Number(ms) });
     await new Promise((r) => setTimeout(r, GAP_MS));
   }
-  await new Promise((r) => setTimeout(r, 500)); // let the last frames reach the file
-  capture.kill("SIGINT");
-  await new Promise((r) => capture.once("exit", r));
+  // check_dns: its reported time (perfdata `time=0.006830s`) and the wall-clock window of each run.
+  const checkDns: { ms: number; from: number; to: number }[] = [];
+  for (let i = 0; i < COUNT; i++) {
+    const from = wallMs();
+    const r = await lab.exec("probe", [CHECK_DNS, "-H", args.name, "-s", args.server, "-t", "2"]);
+    const to = wallMs();
+    const s = /\btime=([\d.]+)s/.exec(r.stdout)?.[1];
+    if (s !== undefined) checkDns.push({ ms: Number(s) * 1000, from, to });
+    await new Promise((r) => setTimeout(r, GAP_MS));
+  }
+  await capture.stop();
 
-  const wire = wireTimes(pcap);
+  const frames = dnsFrames(pcap);
+  const wire = wireTimes(frames);
+  const checkDnsRows = checkDns.flatMap((run) => {
+    const inRun = frames.filter((f) => f.t >= run.from && f.t <= run.to);
+    const first = inRun.find((f) => !f.response);
+    const last = inRun.findLast((f) => f.response);
+    return first && last ? [{ tool: run.ms, wire: last.t - first.t, diff: run.ms - (last.t - first.t) }] : [];
+  });
   const rows = (list: { id: number; ms: number }[]) =>
     list.flatMap((q) => {
       const w = wire.get(q.id);
@@ -142,6 +149,11 @@ try {
     probe_minus_wire_p95_abs_ms: p95(probeRows.map((r) => Math.abs(r.diff))),
     dig_median_ms: med(digRows.map((r) => r.tool)),
     dig_wire_median_ms: med(digRows.map((r) => r.wire)),
+    dig_minus_wire_median_ms: med(digRows.map((r) => r.diff)),
+    check_dns_matched: checkDnsRows.length,
+    check_dns_median_ms: med(checkDnsRows.map((r) => r.tool)),
+    check_dns_wire_median_ms: med(checkDnsRows.map((r) => r.wire)),
+    check_dns_minus_wire_median_ms: med(checkDnsRows.map((r) => r.diff)),
     bar_ms: BAR_MS,
     pass: Math.abs(med(probeRows.map((r) => r.diff))) <= BAR_MS && probeRows.length >= COUNT * 0.95,
   };
@@ -158,7 +170,10 @@ try {
       `probe (dns check)    ${f(summary.probe_median_ms)} ms  ${f(summary.probe_wire_median_ms)} ms  ${f(summary.probe_minus_wire_median_ms)} ms      ${f(summary.probe_minus_wire_p95_abs_ms)} ms   ${probeRows.length}/${COUNT}`,
     );
     console.log(
-      `dig (+whole ms)      ${f(summary.dig_median_ms)} ms  ${f(summary.dig_wire_median_ms)} ms  ${f(med(digRows.map((r) => r.diff)))} ms      ${f(p95(digRows.map((r) => Math.abs(r.diff))))} ms   ${digRows.length}/${COUNT}`,
+      `dig (+whole ms)      ${f(summary.dig_median_ms)} ms  ${f(summary.dig_wire_median_ms)} ms  ${f(summary.dig_minus_wire_median_ms)} ms      ${f(p95(digRows.map((r) => Math.abs(r.diff))))} ms   ${digRows.length}/${COUNT}`,
+    );
+    console.log(
+      `check_dns (nslookup) ${f(summary.check_dns_median_ms)} ms  ${f(summary.check_dns_wire_median_ms)} ms  ${f(summary.check_dns_minus_wire_median_ms)} ms      ${f(p95(checkDnsRows.map((r) => Math.abs(r.diff))))} ms   ${checkDnsRows.length}/${COUNT}`,
     );
     console.log(`bar: |probe − wire| median ≤ ${BAR_MS} ms → ${summary.pass ? "PASS" : "FAIL"}`);
   }
@@ -168,31 +183,36 @@ try {
   if (!args.lab) await lab.down();
 }
 
+/** Wall-clock time in ms with sub-millisecond resolution (the capture's frame.time_epoch clock). */
+function wallMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+interface DnsFrame {
+  /** Capture time, ms since the epoch. */
+  t: number;
+  id: number;
+  response: boolean;
+}
+
+/** Every DNS frame of the capture: time, id, QR flag. */
+function dnsFrames(file: string): DnsFrame[] {
+  return readFields(file, ["frame.time_epoch", "dns.id", "dns.flags.response"]).flatMap(([time, id, qr]) =>
+    time && id ? [{ t: Number(time) * 1000, id: Number(id), response: qr === "True" || qr === "1" }] : [],
+  );
+}
+
 /** Query id → wire time in ms (first query frame to first response frame with that id). */
-function wireTimes(file: string): Map<number, number> {
-  const out = readFileSync(file).length > 0 ? tsharkFields(file) : "";
+function wireTimes(frames: readonly DnsFrame[]): Map<number, number> {
   const queries = new Map<number, number>();
   const times = new Map<number, number>();
-  for (const line of out.split("\n")) {
-    const [time, id, response] = line.split("\t");
-    if (!time || !id) continue;
-    const t = Number(time) * 1000;
-    const key = Number(id);
-    if (response === "False" || response === "0") {
-      if (!queries.has(key)) queries.set(key, t);
+  for (const f of frames) {
+    if (!f.response) {
+      if (!queries.has(f.id)) queries.set(f.id, f.t);
     } else {
-      const q = queries.get(key);
-      if (q !== undefined && !times.has(key)) times.set(key, t - q);
+      const q = queries.get(f.id);
+      if (q !== undefined && !times.has(f.id)) times.set(f.id, f.t - q);
     }
   }
   return times;
-}
-
-/** Frame time (relative to the first frame: small numbers, full nanosecond precision), id, QR flag. */
-function tsharkFields(file: string): string {
-  // Reading a capture file: no network involved.
-  const fields = ["frame.time_relative", "dns.id", "dns.flags.response"].flatMap((f) => ["-e", f]);
-  const r = spawnSync("tshark", ["-r", file, "-T", "fields", ...fields], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`tshark -r failed: ${r.stderr}`);
-  return r.stdout;
 }
