@@ -482,24 +482,63 @@ async function benchFootprint(lab: Lab): Promise<void> {
   const mine = await sampleProcess(probe.pid!, seconds);
   await stopProbe(probe);
 
-  // blackbox_exporter with the ICMP module, scraped for the same targets every 60 s (the default interval).
+  // blackbox_exporter with the modules it has for the probe's checks — ICMP, DNS (same name,
+  // same expected address, each resolver), HTTP (same URL, same body regex) — scraped for the
+  // same targets every 60 s (the default interval). The probe's other checks (link, LLDP, ARP,
+  // gateway, DHCP, SIP, traceroute) have no blackbox_exporter counterpart: the probe does more.
+  const dnsCheck = base.checks.find((c) => c.kind === "dns") as
+    { target: string; options: { resolvers: string[]; expect_addresses: string[] } } | undefined;
+  const httpCheck = base.checks.find((c) => c.kind === "http") as
+    { target: string; options: { expect_body_regex: string } } | undefined;
   const bbCfg = join(lab.info.dir, "blackbox.yml");
-  writeFileSync(bbCfg, "modules:\n  icmp:\n    prober: icmp\n    timeout: 5s\n");
+  writeFileSync(
+    bbCfg,
+    stringify({
+      modules: {
+        icmp: { prober: "icmp", timeout: "5s" },
+        dns: {
+          prober: "dns",
+          timeout: "5s",
+          dns: {
+            query_name: dnsCheck?.target ?? "www.example.net",
+            query_type: "A",
+            valid_rcodes: ["NOERROR"],
+            validate_answer_rrs: {
+              fail_if_none_matches_regexp: (dnsCheck?.options.expect_addresses ?? []).map(
+                (a) => `.*\\t${a}$`,
+              ),
+            },
+          },
+        },
+        http: {
+          prober: "http",
+          timeout: "5s",
+          http: { fail_if_body_not_matches_regexp: [httpCheck?.options.expect_body_regex ?? "."] },
+        },
+      },
+    }),
+  );
   const bb = lab.spawn(
     "probe",
     ["prometheus-blackbox-exporter", `--config.file=${bbCfg}`, "--web.listen-address=127.0.0.1:9115"],
     { stdio: "ignore" },
   );
   await sleep(1000);
-  const targets = base.checks.filter((c) => c.kind === "icmp").map((c) => String(c.target));
+  // "dhcp" means the resolver DHCP handed out: in the lab, the gateway's forwarder.
+  const resolvers = (dnsCheck?.options.resolvers ?? []).map((r) => (r === "dhcp" ? lab.info.addr.gwLan4 : r));
+  const probes = [
+    ...base.checks.filter((c) => c.kind === "icmp").map((c) => ["icmp", String(c.target)]),
+    ...resolvers.map((r) => ["dns", r]),
+    ...(httpCheck ? [["http", httpCheck.target]] : []),
+  ];
   const scrape = async () => {
-    for (const t of targets)
+    for (const [module, t] of probes)
       await runIn(lab, "probe", [
         "curl",
         "-s",
         "-o",
         "/dev/null",
-        `http://127.0.0.1:9115/probe?module=icmp&target=${t}`,
+        `http://127.0.0.1:9115/probe?module=${module}&target=${encodeURIComponent(t!)}`,
       ]);
   };
   await scrape();
