@@ -87,6 +87,8 @@ const BUSY_TIMEOUT_MS = 1_000;
 // allocated and is reused, which is what lets a delete-then-insert retry succeed on a full disk.
 const WAL_SIZE_LIMIT_BYTES = 8 * 1024 * 1024;
 const DEFAULT_SYNC_INTERVAL_MS = 5_000;
+/** A sync slower than this is logged (it stalled every timer and socket of the service). */
+const SLOW_SYNC_MS = 100;
 // Covers the one thing eviction cannot do on a full disk: finish a checkpoint whose WAL holds pages
 // beyond the end of the database file (at most ~wal_autocheckpoint = 1,000 pages = 4 MiB).
 const DEFAULT_RESERVE_BYTES = 8 * 1024 * 1024;
@@ -377,7 +379,16 @@ export class Store {
     this.clearSyncTimer();
     const db = this.conn?.db;
     if (!db || db.memory || this.options.readOnly) return;
+    const t0 = performance.now();
     this.guard("checkpoint", () => db.pragma("wal_checkpoint(PASSIVE)"));
+    // better-sqlite3 is synchronous: the fsyncs happen on the event loop. Fast on a healthy card
+    // (well under 10 ms); a slow or contended disk shows here first, and in the loop lag.
+    const ms = Math.round(performance.now() - t0);
+    if (ms >= SLOW_SYNC_MS)
+      this.log.warn(
+        { file: this.path, ms },
+        "store: sync (checkpoint, fsync) blocked the event loop: slow storage",
+      );
   }
 
   /** `PRAGMA integrity_check`: "ok", or SQLite's findings one per line (tests, `netprobe` CLI). */
