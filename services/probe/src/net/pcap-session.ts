@@ -183,7 +183,9 @@ export class PcapSessions implements FrameIo {
         filter: CAPTURE_FILTER,
         buffer_timeout: 0,
         promiscuous: true,
-        buffer_size: 1024 * 1024,
+        // The kernel ring: frames wait here until the loop reads them. 512 KiB holds thousands of
+        // the filtered frames (DHCP, ARP, LLDP, echoes); a larger ring is resident memory for nothing.
+        buffer_size: 512 * 1024,
       });
     } catch (err) {
       const text = describe(err);
