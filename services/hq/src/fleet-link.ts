@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type { Logger } from "../../probe/src/log.ts";
-import { FLEET_FILTER, type Fleet } from "./fleet.ts";
+import { FLEET_FILTER, TOPIC_ROOT, type Fleet } from "./fleet.ts";
 import type { HqConfig } from "./hq-config.ts";
 
 /**
@@ -71,6 +71,20 @@ export function connectFleet(cfg: HqConfig, fleet: Fleet, log: Logger, onSubscri
   const client: MqttClient = mqtt.connect(b.url, opts);
   let logged = 0;
   let windowStart = Date.now();
+  // A broker that sends no retained messages to wildcard subscriptions (RabbitMQ's MQTT plugin,
+  // rabbitmq-server#8824) leaves HQ hearing of a probe first from a live result, with no state.
+  // Then ask for its retained state, health and config by exact topic, once per probe. mosquitto
+  // delivers the retained state right after the SUBACK, before any live message: never needed there.
+  const heardOf = new Set<string>();
+  const catchUp = (key: string): void => {
+    if (heardOf.has(key)) return;
+    heardOf.add(key);
+    if (fleet.get(key)?.state !== "unknown") return;
+    const topics = ["state", "health", "config"].map((t) => `${TOPIC_ROOT}${key}/${t}`);
+    client.subscribe(topics, { qos: 1 }, (err) => {
+      if (err) log.warn({ key, err: err.message }, "retained catch-up subscription failed");
+    });
+  };
   client.on("connect", (ack) => {
     status.connected = true;
     status.since = Date.now();
@@ -97,7 +111,7 @@ export function connectFleet(cfg: HqConfig, fleet: Fleet, log: Logger, onSubscri
   });
   client.on("message", (topic, payload) => {
     const out = fleet.ingest(topic, payload);
-    if (out.ok) return;
+    if (out.ok) return catchUp(out.key);
     const now = Date.now();
     if (now - windowStart > 10_000) {
       windowStart = now;
