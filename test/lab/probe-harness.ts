@@ -90,7 +90,7 @@ export function startHq(lab: Lab, clientId: string, persistent: boolean) {
 
 /** Polls until `fn` returns a truthy value or the time is up; returns the value or throws with `what`. */
 export async function waitFor<T>(
-  what: string,
+  what: string | (() => string),
   timeoutMs: number,
   fn: () => T | undefined | false,
 ): Promise<T> {
@@ -103,7 +103,10 @@ export async function waitFor<T>(
       v = undefined;
     }
     if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > until)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${typeof what === "string" ? what : what()}`,
+      );
     await new Promise((r) => setTimeout(r, 100));
   }
 }

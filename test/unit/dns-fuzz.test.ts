@@ -12,23 +12,12 @@ import type {
   DnsExchangeResult,
   DnsTransport,
 } from "../../services/probe/src/net/dns-transport.ts";
+import { prng } from "./fixtures/prng.ts";
 
 const SEED = 0x5eed_d115;
 const CASES = 100_000;
 /** Through the whole check (slower per case: each accepted mutation ends a run). */
 const CHECK_CASES = 20_000;
-
-/** Small deterministic PRNG (mulberry32) so a failing case can be replayed from its index. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const RECORDS: Answer[] = [
   { name: "www.example.net", type: "A", ttl: 60, data: "203.0.113.80" },

@@ -16,18 +16,7 @@ import {
   type SentEcho,
   type SentUdp,
 } from "../../services/probe/src/net/fake-icmp-network.ts";
-
-/** mulberry32, so a failing case can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "./fixtures/prng.ts";
 
 function echo(family: 4 | 6, size: number, identifier: number): SentEcho {
   const payload = Buffer.alloc(size, 0xab);

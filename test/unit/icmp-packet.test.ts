@@ -14,6 +14,7 @@ import {
   withChecksum,
   type SentEcho,
 } from "../../services/probe/src/net/fake-icmp-network.ts";
+import { prng } from "./fixtures/prng.ts";
 
 // An echo request laid out by hand from RFC 792 ("Echo or Echo Reply Message"): type 8, code 0,
 // checksum, identifier 0x1234, sequence 1, data "abcdefgh". Checksum worked out on paper:
@@ -30,18 +31,6 @@ function sentEcho(
 ): SentEcho {
   const message = encodeEchoRequest(family, identifier, sequence, payload);
   return { family, address, message, identifier, sequence, payload, sentAt: 0n };
-}
-
-/** Small deterministic PRNG (mulberry32) so a failing fuzz case can be replayed. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe("internet checksum (RFC 1071)", () => {

@@ -20,18 +20,7 @@ import {
   encodeSenderReport,
 } from "../../services/probe/src/sip/rtp.ts";
 import { parseAnswer } from "../../services/probe/src/sip/sdp.ts";
-
-/** mulberry32: deterministic, so a failing case can be replayed from its seed and index. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "./fixtures/prng.ts";
 
 const SIP_SEEDS = [
   'SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK1;rport=1;received=198.51.100.1\r\nFrom: <sip:office100@pbx.lab.example>;tag=a\r\nTo: <sip:office100@pbx.lab.example>;tag=b\r\nCall-ID: c@x\r\nCSeq: 1 REGISTER\r\nWWW-Authenticate: Digest realm="pbx.lab.example", nonce="abc", qop="auth", algorithm=SHA-256\r\nContent-Length: 0\r\n\r\n',
