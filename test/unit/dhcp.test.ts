@@ -162,6 +162,35 @@ describe("dhcp check", () => {
     });
   });
 
+  it("latency comes from the OFFER's capture stamp: a loop that wakes 40 ms late does not count", async () => {
+    const slow: Responder = (frame) => server(GW)(frame).map((a) => ({ ...a, delayMs: 2, lateMs: 40 }));
+    const r = await createDhcpCheck({ io: lan(slow) }).run(
+      "eth0",
+      defaults,
+      ctx,
+      new AbortController().signal,
+    );
+    expect(r.status).toBe("ok");
+    // 2 ms to the capture plus the fake server's own work; user space saw it 40 ms later.
+    expect(r.metrics.offer_latency_ms).toBeGreaterThanOrEqual(1.9);
+    expect(r.metrics.offer_latency_ms).toBeLessThan(10);
+    expect((r.detail?.servers as Array<{ timestamps: string }>)[0]?.timestamps).toBe("wire");
+  });
+
+  it("a capture stamp later than its delivery (the wall clock stepped) → the user-space latency instead", async () => {
+    const stepped: Responder = (frame) =>
+      server(GW)(frame).map((a) => ({ ...a, delayMs: 5, wireUs: Date.now() * 1000 + 3_600_000_000 }));
+    const r = await createDhcpCheck({ io: lan(stepped) }).run(
+      "eth0",
+      defaults,
+      ctx,
+      new AbortController().signal,
+    );
+    expect(r.metrics.offer_latency_ms).toBeGreaterThanOrEqual(4);
+    expect(r.metrics.offer_latency_ms).toBeLessThan(1000);
+    expect((r.detail?.servers as Array<{ timestamps: string }>)[0]?.timestamps).toBe("user");
+  });
+
   it("rogue server outside the allow-list → fail rogue_dhcp naming its IP and MAC; both servers listed", async () => {
     const check = createDhcpCheck({ io: lan(server(GW), server(ROGUE)) });
     const r = await check.run(

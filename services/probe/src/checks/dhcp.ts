@@ -29,6 +29,7 @@ import {
   type EthernetFrame,
 } from "../net/ethernet.ts";
 import { isInterfaceName } from "../net/interfaces.ts";
+import { latencyFromWireMs, wallMinusMonoUs } from "../net/wall-clock.ts";
 import { sharedPcap, type CapturedFrame, type FrameIo, type FrameTap } from "../net/pcap-session.ts";
 
 const ipv4 = { pattern: "^(\\d{1,3}\\.){3}\\d{1,3}$" };
@@ -138,6 +139,8 @@ interface ServerAnswer {
   ip: string;
   offered_address: string;
   latency_ms: number;
+  /** which clock timed latency_ms: the OFFER's kernel capture stamp, or its delivery to user space */
+  timestamps: "wire" | "user";
   wire_us: number;
   allowed: boolean | null;
   relay: string | null;
@@ -168,6 +171,8 @@ class DhcpExchange {
   #phase: Phase = "offers";
   #sentAt = 0n;
   #requestSentAt = 0n;
+  /** wall − monotonic clock (µs), measured right before each send: turns capture stamps into latencies */
+  #wallOffsetUs = 0;
   #ack: { message: DhcpMessage; latencyMs: number; mac: string } | undefined;
   #nak: DhcpMessage | undefined;
   #malformed = 0;
@@ -211,8 +216,9 @@ class DhcpExchange {
       }
       if (this.#signal.aborted) this.#aborted = true;
       else {
-        this.#sentAt = process.hrtime.bigint();
-        this.#sendError = this.#send({ type: DHCP_TYPE.discover });
+        const sent = this.#send({ type: DHCP_TYPE.discover });
+        this.#sentAt = sent.at;
+        this.#sendError = sent.error;
         if (this.#sendError === undefined) await this.#sleep(this.#opts.wait_ms);
         if (this.#opts.request && !this.#aborted && this.#sendError === undefined) await this.#request();
       }
@@ -228,12 +234,12 @@ class DhcpExchange {
     const chosen = this.#servers.find((s) => s.allowed !== false) ?? undefined;
     if (chosen === undefined) return;
     this.#phase = "ack";
-    this.#requestSentAt = process.hrtime.bigint();
-    const error = this.#send({
+    const { at, error } = this.#send({
       type: DHCP_TYPE.request,
       requestedIp: chosen.offered_address,
       serverId: chosen.server_id ?? chosen.ip,
     });
+    this.#requestSentAt = at;
     if (error !== undefined) {
       this.#sendError = error;
       return;
@@ -263,7 +269,11 @@ class DhcpExchange {
     }
   }
 
-  #send(fields: Pick<DhcpClientMessage, "type" | "requestedIp" | "serverId">): CheckError | undefined {
+  /** Encodes and injects one message; `at` is the hrtime right before the inject. */
+  #send(fields: Pick<DhcpClientMessage, "type" | "requestedIp" | "serverId">): {
+    at: bigint;
+    error: CheckError | undefined;
+  } {
     const payload = encodeDhcp({
       ...fields,
       xid: this.#xid,
@@ -278,7 +288,10 @@ class DhcpExchange {
       dstPort: DHCP_SERVER_PORT,
       payload,
     });
-    return this.#tap?.inject(encodeEthernet(BROADCAST_MAC, this.#clientMac, ETHERTYPE.ipv4, ip));
+    const frame = encodeEthernet(BROADCAST_MAC, this.#clientMac, ETHERTYPE.ipv4, ip);
+    this.#wallOffsetUs = wallMinusMonoUs();
+    const at = process.hrtime.bigint();
+    return { at, error: this.#tap?.inject(frame) };
   }
 
   /** Waits `ms`, or less when aborted or when `done()` turns true after a frame. */
@@ -322,13 +335,12 @@ class DhcpExchange {
       this.#ignored++; // another client's exchange
       return;
     }
-    const latencyMs = Number(frame.receivedAt - this.#sentAt) / 1e6;
     if (m.type === DHCP_TYPE.offer && this.#phase === "offers")
-      this.#addOffer(m, eth, udp.srcIp, latencyMs, frame);
+      this.#addOffer(m, eth, udp.srcIp, latencyFromWireMs(this.#sentAt, this.#wallOffsetUs, frame), frame);
     else if (m.type === DHCP_TYPE.ack && this.#phase === "ack" && this.#ack === undefined) {
       this.#ack = {
         message: m,
-        latencyMs: Number(frame.receivedAt - this.#requestSentAt) / 1e6,
+        latencyMs: latencyFromWireMs(this.#requestSentAt, this.#wallOffsetUs, frame).ms,
         mac: eth.src,
       };
     } else if (m.type === DHCP_TYPE.nak && this.#phase === "ack") this.#nak = m;
@@ -346,7 +358,7 @@ class DhcpExchange {
     m: DhcpMessage,
     eth: EthernetFrame,
     srcIp: string,
-    latencyMs: number,
+    latency: { ms: number; stamps: "wire" | "user" },
     frame: CapturedFrame,
   ): void {
     const serverId = m.serverId ?? null;
@@ -360,7 +372,8 @@ class DhcpExchange {
       mac: eth.src,
       ip: srcIp,
       offered_address: m.yiaddr,
-      latency_ms: round(latencyMs),
+      latency_ms: round(latency.ms),
+      timestamps: latency.stamps,
       wire_us: frame.wireUs,
       allowed: this.#allowed(serverId, srcIp, eth.src),
       relay: m.giaddr === "0.0.0.0" ? null : m.giaddr,

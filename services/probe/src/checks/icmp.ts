@@ -30,6 +30,17 @@ import {
 } from "../net/icmp-socket.ts";
 import { sharedPcap, type FrameIo, type FrameTap } from "../net/pcap-session.ts";
 
+/** The `address_family` option of every check that resolves its target with resolveTarget. */
+export const addressFamilyOption = Type.Union(
+  [Type.Literal("auto"), Type.Literal("ipv4"), Type.Literal("ipv6")],
+  {
+    default: "auto",
+    description:
+      "which address of a host name to probe: auto takes the resolver's first answer (as ping " +
+      "does); an IP literal must match it unless auto",
+  },
+);
+
 const options = Type.Object(
   {
     count: Type.Integer({ minimum: 1, maximum: 10000, default: 5, description: "echo requests per run" }),
@@ -53,12 +64,7 @@ const options = Type.Object(
         "how long to wait for each reply; a later reply counts as lost (detail.late), and the run " +
         "ends this long after the last request at the latest",
     }),
-    address_family: Type.Union([Type.Literal("auto"), Type.Literal("ipv4"), Type.Literal("ipv6")], {
-      default: "auto",
-      description:
-        "which address of a host name to probe: auto takes the resolver's first answer (as ping " +
-        "does); an IP literal must match it unless auto",
-    }),
+    address_family: addressFamilyOption,
     ttl: Type.Optional(
       Type.Integer({
         minimum: 1,

@@ -12,7 +12,7 @@
 import { randomBytes, randomInt } from "node:crypto";
 import { Type, type Static } from "@sinclair/typebox";
 import type { CheckContext, CheckKind, Measurement } from "./check.ts";
-import { resolveTarget, resolveWithSystem, type ResolveHost } from "./icmp.ts";
+import { addressFamilyOption, resolveTarget, resolveWithSystem, type ResolveHost } from "./icmp.ts";
 import { ICMP_HEADER_BYTES, normalizeIpLiteral, type EchoError, type IpFamily } from "../net/icmp-packet.ts";
 import { sharedIcmpSockets, type EchoSession, type IcmpSocketPool } from "../net/icmp-socket.ts";
 
@@ -50,10 +50,7 @@ const options = Type.Object(
       default: 1000,
       description: "how long to wait for each answer",
     }),
-    address_family: Type.Union([Type.Literal("auto"), Type.Literal("ipv4"), Type.Literal("ipv6")], {
-      default: "auto",
-      description: "as for icmp",
-    }),
+    address_family: addressFamilyOption,
   },
   { additionalProperties: false },
 );

@@ -15,7 +15,7 @@
 import { randomBytes, randomInt } from "node:crypto";
 import { Type, type Static } from "@sinclair/typebox";
 import type { CheckContext, CheckError, CheckKind, Measurement } from "./check.ts";
-import { resolveTarget, resolveWithSystem, type ResolveHost } from "./icmp.ts";
+import { addressFamilyOption, resolveTarget, resolveWithSystem, type ResolveHost } from "./icmp.ts";
 import {
   normalizeIpLiteral,
   type EchoError,
@@ -74,10 +74,7 @@ const options = Type.Object(
       default: 33434,
       description: "udp: destination port of the first probe; each further probe uses the next one",
     }),
-    address_family: Type.Union([Type.Literal("auto"), Type.Literal("ipv4"), Type.Literal("ipv6")], {
-      default: "auto",
-      description: "as for icmp",
-    }),
+    address_family: addressFamilyOption,
   },
   { additionalProperties: false },
 );

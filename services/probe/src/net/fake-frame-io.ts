@@ -4,10 +4,16 @@
 
 import type { CheckError } from "../checks/check.ts";
 import { decodeEthernet } from "./ethernet.ts";
+import { wallMinusMonoUs } from "./wall-clock.ts";
 import type { CapturedFrame, FrameConsumer, FrameIo, FrameTap } from "./pcap-session.ts";
 
-/** Answers an injected frame with zero or more frames (delivered after `delayMs`). */
-export type Responder = (frame: Buffer) => Array<{ frame: Buffer; delayMs?: number }>;
+/**
+ * Answers an injected frame with zero or more frames, captured `delayMs` after the injection and
+ * handed to user space `lateMs` after that (a busy event loop), or stamped `wireUs` outright.
+ */
+export type Responder = (
+  frame: Buffer,
+) => Array<{ frame: Buffer; delayMs?: number; lateMs?: number; wireUs?: number }>;
 
 /** A fake FrameIo: one interface MAC, a responder, and counters. */
 export class FakeFrameIo implements FrameIo {
@@ -18,6 +24,8 @@ export class FakeFrameIo implements FrameIo {
   openError: CheckError | undefined;
   /** Consumers that threw (the real session counts and logs them). */
   consumerErrors = 0;
+  readonly #wallOffsetUs = wallMinusMonoUs();
+  readonly #wallNowUs = (): number => Number(process.hrtime.bigint()) / 1000 + this.#wallOffsetUs;
 
   constructor(mac: string, responder: Responder = () => []) {
     this.#mac = mac;
@@ -36,8 +44,12 @@ export class FakeFrameIo implements FrameIo {
       inject: (frame) => {
         this.injected.push(Buffer.from(frame));
         for (const r of this.responder(frame)) {
-          if (r.delayMs === undefined) this.deliver(r.frame);
-          else setTimeout(() => this.deliver(r.frame), r.delayMs);
+          if (r.delayMs === undefined && r.lateMs === undefined) this.deliver(r.frame, r.wireUs);
+          else {
+            const delayMs = r.delayMs ?? 0;
+            const wireUs = r.wireUs ?? this.#wallNowUs() + delayMs * 1000;
+            setTimeout(() => this.deliver(r.frame, wireUs), delayMs + (r.lateMs ?? 0));
+          }
         }
         return undefined;
       },
@@ -49,10 +61,15 @@ export class FakeFrameIo implements FrameIo {
    * Delivers one frame to every consumer of its EtherType, captured at `wireUs` (default: now);
    * returns false when it has no Ethernet header.
    */
-  deliver(data: Buffer, wireUs = Date.now() * 1000): boolean {
+  deliver(data: Buffer, wireUs?: number): boolean {
     const eth = decodeEthernet(data);
     if (eth === undefined) return false;
-    const frame: CapturedFrame = { data, receivedAt: process.hrtime.bigint(), wireUs };
+    // Stamped as the kernel would: the wall clock at arrival, to the microsecond.
+    const frame: CapturedFrame = {
+      data,
+      receivedAt: process.hrtime.bigint(),
+      wireUs: wireUs ?? this.#wallNowUs(),
+    };
     for (const c of [...this.#consumers]) {
       if (!c.etherTypes.includes(eth.etherType)) continue;
       try {

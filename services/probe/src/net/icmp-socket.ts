@@ -286,6 +286,50 @@ function optionApplier(
   };
 }
 
+/**
+ * One raw-socket send with the contract of IcmpTransport.send: `done` once, with the hrtime taken
+ * right before the syscall; `sent` after a successful send, with the hrtime of its return.
+ */
+function sendOnce(
+  socket: RawSocket.Socket,
+  open: boolean,
+  message: Buffer,
+  address: string,
+  beforeSend: () => void,
+  done: (error: Error | undefined, sentAt: bigint) => void,
+  sent?: (returnedAt: bigint) => void,
+): void {
+  let sentAt = 0n;
+  let reported = false;
+  const report = (error: Error | undefined): void => {
+    // raw-socket calls afterCallback a second time if the first call throws.
+    if (reported) return;
+    reported = true;
+    done(error, sentAt);
+  };
+  // Sending on a closed raw-socket re-opens its fd inside the addon.
+  if (!open) {
+    queueMicrotask(() => report(new Error("raw socket closed")));
+    return;
+  }
+  socket.send(
+    message,
+    0,
+    message.length,
+    address,
+    () => {
+      // A throw here (setsockopt failed) reaches afterCallback as the send's error.
+      beforeSend();
+      sentAt = process.hrtime.bigint();
+    },
+    (error) => {
+      const returnedAt = process.hrtime.bigint();
+      report(error ?? undefined);
+      if (error === null) sent?.(returnedAt);
+    },
+  );
+}
+
 /** A send-only raw IPPROTO_UDP socket for UDP traceroute (it never reads: receiving is paused). */
 export const openRawUdpTransport: OpenUdpTransport = (family) => {
   const raw = loadRawSocket();
@@ -301,28 +345,7 @@ export const openRawUdpTransport: OpenUdpTransport = (family) => {
   let open = true;
   return {
     send(message, address, done, options) {
-      let sentAt = 0n;
-      let reported = false;
-      const report = (error: Error | undefined): void => {
-        if (reported) return;
-        reported = true;
-        done(error, sentAt);
-      };
-      if (!open) {
-        queueMicrotask(() => report(new Error("raw socket closed")));
-        return;
-      }
-      socket.send(
-        message,
-        0,
-        message.length,
-        address,
-        () => {
-          apply(options);
-          sentAt = process.hrtime.bigint();
-        },
-        (error) => report(error ?? undefined),
-      );
+      sendOnce(socket, open, message, address, () => apply(options), done);
     },
     close() {
       if (!open) return;
@@ -366,34 +389,16 @@ export const openRawIcmpTransport: OpenIcmpTransport = (family, events) => {
   });
   return {
     send(message, address, done, options) {
-      let sentAt = 0n;
-      let reported = false;
-      const report = (error: Error | undefined): void => {
-        // raw-socket calls afterCallback a second time if the first call throws.
-        if (reported) return;
-        reported = true;
-        done(error, sentAt);
-      };
-      // Sending on a closed raw-socket re-opens its fd inside the addon.
-      if (!open) {
-        queueMicrotask(() => report(new Error("raw socket closed")));
-        return;
-      }
-      socket.send(
+      sendOnce(
+        socket,
+        open,
         message,
-        0,
-        message.length,
         address,
-        () => {
-          // A throw here (setsockopt failed) reaches afterCallback as the send's error.
-          apply(options);
-          sentAt = process.hrtime.bigint();
-        },
-        (error) => {
-          const returnedAt = process.hrtime.bigint();
-          report(error ?? undefined);
+        () => apply(options),
+        done,
+        (returnedAt) => {
           // `done` may have closed the socket; reading a closed raw-socket would re-open its fd.
-          if (error === null && open) readQueued(returnedAt, () => open);
+          if (open) readQueued(returnedAt, () => open);
         },
       );
     },

@@ -1,0 +1,42 @@
+// The two clocks of a capture: process.hrtime (CLOCK_MONOTONIC) is what the probe stamps its own
+// sends with; pcap stamps each frame with the kernel's CLOCK_REALTIME at arrival. To subtract one
+// from the other a check needs their offset at that moment, to a microsecond — Date.now() alone
+// is a millisecond clock. The offset moves only when the wall clock is stepped (NTP slews both
+// clocks alike), so measuring it right before a timed send is enough.
+
+/** Longest spin for the next millisecond edge (a stalled VM can miss one; then we take what we have). */
+const MAX_SPIN_NS = 2_000_000n;
+
+/**
+ * Wall clock minus monotonic clock, in microseconds: `wallUs = monoNs / 1000 + offset`. Spins on
+ * Date.now() until its millisecond ticks over (≤ 1 ms, 0.5 ms on average) and pairs the edge with
+ * the hrtime read just before it, so the result is good to about a microsecond.
+ */
+export function wallMinusMonoUs(): number {
+  const first = Date.now();
+  const giveUp = process.hrtime.bigint() + MAX_SPIN_NS;
+  for (;;) {
+    const mono = process.hrtime.bigint();
+    const wall = Date.now();
+    if (wall !== first || mono > giveUp) return wall * 1000 - Number(mono) / 1000;
+  }
+}
+
+/**
+ * The time from a send (hrtime, `sentAt`) to a frame's kernel capture stamp (`wireUs`), in ms:
+ * the event loop's wake-up after the frame arrived is not in it. Falls back to `receivedAt` −
+ * `sentAt` (user space) when the two clocks disagree — the wall clock was stepped in between, or
+ * the stamp is not a kernel one: a capture stamp can only be earlier than the frame's delivery.
+ */
+export function latencyFromWireMs(
+  sentAt: bigint,
+  offsetUs: number,
+  frame: { receivedAt: bigint; wireUs: number },
+): { ms: number; stamps: "wire" | "user" } {
+  const userMs = Number(frame.receivedAt - sentAt) / 1e6;
+  const wireMs = (frame.wireUs - (Number(sentAt) / 1000 + offsetUs)) / 1000;
+  // 0.05 ms of slack: the offset's own error and the µs resolution of the capture stamp.
+  return wireMs >= 0 && wireMs <= userMs + 0.05
+    ? { ms: wireMs, stamps: "wire" }
+    : { ms: userMs, stamps: "user" };
+}
