@@ -91,13 +91,13 @@ install_modules() {
 }
 
 build_dist() {
-  # The compiled appliance (tsconfig.build.json) that services/probe/bin/netprobe runs; rebuilt
+  # The bundled appliance (scripts/build.ts) that services/probe/bin/netprobe runs; rebuilt
   # only when a source file is newer than the last build.
   local stamp="$ROOT/dist/.built"
-  if [[ -f "$stamp" && -z "$(find "$ROOT/services/probe/src" "$ROOT/package-lock.json" "$ROOT/tsconfig.build.json" -newer "$stamp" -print -quit)" ]]; then
+  if [[ -f "$stamp" && -z "$(find "$ROOT/services/probe/src" "$ROOT/package-lock.json" "$ROOT/scripts/build.ts" -newer "$stamp" -print -quit)" ]]; then
     return
   fi
-  log "building dist/ (tsc -p tsconfig.build.json)"
+  log "building dist/ (scripts/build.ts: one bundled file)"
   (cd "$ROOT" && npm run --silent build)
 }
 

@@ -265,7 +265,7 @@ describe("balena", () => {
       for (const s of srcs) expect(existsSync(join(REPO, context, s)), `${l}: ${s}`).toBe(true);
     }
     expect(lines.some((l) => l.startsWith("HEALTHCHECK "))).toBe(true);
-    // The compiled service (tsconfig.build.json: services/ → dist/), built in the build stage.
+    // The bundled service (scripts/build.ts: services/probe/src → dist/), built in the build stage.
     expect(lines.find((l) => l.startsWith("CMD "))).toContain("services/probe/bin/netprobe");
     expect(lines.some((l) => /^RUN npm run build\b/.test(l))).toBe(true);
     // The runtime stage has no compiler.

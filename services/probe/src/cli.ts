@@ -171,7 +171,7 @@ program
 
 // `lab` (the simulated branch office) and `hq` (headquarters) are tools beside the appliance:
 // loaded only when asked for, always from the TypeScript sources (the compiled tree in dist/
-// holds the appliance alone; see tsconfig.build.json). The probe service never pays for them.
+// holds the appliance alone; see scripts/build.ts). The probe service never pays for them.
 const TOOLS: Record<string, { file: string; make: string; description: string }> = {
   lab: {
     file: "services/probe/src/cli/lab-command.ts",
