@@ -17,7 +17,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run, runOk } from "../../scripts/lab/run.ts";
 import { listenNotify, type NotifySocket } from "../unit/deploy-notify-socket.ts";
@@ -71,8 +71,9 @@ function inProbe(argv: string[], timeoutMs = 30_000) {
 
 /** Node 22 as nodejs.org ships it (bin/node, include/, lib/node_modules/npm), cached. */
 function nodeBundle(): string {
-  const node = join(REPO, ".tools/node");
-  const nodeHome = existsSync(join(node, "bin/node")) ? node : "/usr";
+  // The Node running this test: scripts/setup.sh's Node 22 (in .tools/node, or the machine's own
+  // when that is 22 already), never a guess that could be an older one on the same machine.
+  const nodeHome = dirname(dirname(process.execPath));
   const version = execFileSync(join(nodeHome, "bin/node"), ["-v"], { encoding: "utf8" }).trim();
   const npmDir = "/usr/lib/node_modules/npm";
   const npmVersion = (JSON.parse(readFileSync(join(npmDir, "package.json"), "utf8")) as { version: string })
