@@ -60,6 +60,11 @@ const DEFAULT_WINDOW = 64;
 /** Delivered rows deleted from the outbox together (see #pump). */
 const ACK_BATCH = 64;
 const ACK_DELAY_MS = 20;
+/**
+ * Outbox rows read ahead per query (see #pump). One query per PUBACK was a fifth of a backlog
+ * drain's CPU: each costs ~70 µs of fixed overhead whatever the rows.
+ */
+const READ_AHEAD = 64;
 
 /**
  * The MQTT uplink. The SQLite outbox is the source of truth: a row is deleted only on its PUBACK,
@@ -78,7 +83,10 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
   #stopped = false;
   #attempt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
+  /** id of the last row read from the outbox on this connection */
   #cursor = 0;
+  /** rows read ahead from the outbox, oldest first, not yet published on this connection */
+  #readAhead: OutboxRow[] = [];
   #window = DEFAULT_WINDOW;
   readonly #inflight = new Set<number>();
   #acked: number[] = [];
@@ -215,6 +223,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
       // Rows the last connection delivered are deleted before the outbox is read from its start.
       this.#flushAcks();
       this.#cursor = 0;
+      this.#readAhead = [];
       this.#window = Math.max(
         1,
         Math.min(DEFAULT_WINDOW, connack.properties?.receiveMaximum ?? DEFAULT_WINDOW),
@@ -282,6 +291,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     this.#flushAcks();
     this.#inflight.clear();
     this.#cursor = 0;
+    this.#readAhead = [];
     this.#client = undefined;
     if (this.#connected) {
       this.#connected = false;
@@ -304,11 +314,17 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
   #pump(): void {
     const client = this.#client;
     if (!client || !this.#connected) return;
-    const room = this.#window - this.#inflight.size;
-    if (room <= 0) return;
-    const rows = this.#outbox.peek(this.#cursor, room);
-    for (const row of rows) {
-      this.#cursor = row.id;
+    // Rows are published from a read-ahead of READ_AHEAD, refilled when empty; a row evicted from
+    // the outbox while it waits here is still sent (at-least-once), and its ack deletes nothing.
+    for (let room = this.#window - this.#inflight.size; room > 0; room--) {
+      if (client !== this.#client) return; // a publish below failed and dropped the connection
+      if (this.#readAhead.length === 0) {
+        this.#readAhead = this.#outbox.peek(this.#cursor, READ_AHEAD);
+        const last = this.#readAhead.at(-1);
+        if (last === undefined) return;
+        this.#cursor = last.id;
+      }
+      const row = this.#readAhead.shift()!;
       this.#inflight.add(row.id);
       client.publish(this.#base + row.topic, row.payload, { qos: row.qos, retain: row.retain }, (err) => {
         if (client !== this.#client) return; // a previous connection's late callback
