@@ -1,5 +1,5 @@
 /**
- * Writes the files generated from the TypeBox definitions (STYLE.md §5: types and JSON Schemas
+ * Writes the files generated from the TypeBox definitions (docs/architecture.md, "Conventions": types and JSON Schemas
  * from one definition): the JSON Schemas under schemas/ (the config file, and every MQTT payload
  * under schemas/mqtt/) and the generated sections of docs/config.md and docs/mqtt.md.
  *

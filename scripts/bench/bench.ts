@@ -1,5 +1,5 @@
 // One benchmark command (`npm run bench`, `-- --quick` for a short run): brings up its own lab,
-// runs every benchmark, prints one table (probe, peer on the same run, ratio, DESIGN.md §9 target
+// runs every benchmark, prints one table (probe, peer on the same run, ratio, target from docs/architecture.md "Quality bars"
 // met or not) and writes it as JSON to bench-results/latest.json. Sections (--only a,b): store,
 // accuracy, icmp-wire, dhcp-wire, dns-wire, start-up, detection, drain, footprint; each prints its
 // duration. Every packet stays inside the
@@ -308,7 +308,7 @@ interface DetectionCase {
   fault: FaultName;
   /** The area whose LED changes; "uplink" is the UPLINK (status) LED, driven by the broker connection. */
   area: Area;
-  /** DESIGN.md §9 bound in ms, when the design sets one for this fault (absent: floor + 1 s). */
+  /** The quality-bar bound (docs/architecture.md) in ms, when the design sets one for this fault (absent: floor + 1 s). */
   bound?: number;
 }
 

@@ -1,4 +1,4 @@
-// ICMP accuracy benchmark (DESIGN.md §9: median RTT within 0.05 ms of iputils ping on the same
+// ICMP accuracy benchmark (docs/architecture.md, "Quality bars": median RTT within 0.05 ms of iputils ping on the same
 // path). Builds two throwaway network namespaces joined by a veth pair (192.0.2.1 ↔ 192.0.2.2,
 // 2001:db8::1 ↔ 2001:db8::2), then per family and round runs `ping -c N -i 0.01` and the icmp
 // check with the same count and interval from the first namespace to the second, alternating

@@ -1,4 +1,4 @@
-// Store benchmark (DESIGN.md §9: >= 5,000 results/s written; a 100,000-result backlog drained in
+// Store benchmark (docs/architecture.md, "Quality bars": >= 5,000 results/s written; a 100,000-result backlog drained in
 // <= 30 s). Writes realistic ~600-byte result envelopes, one transaction each, then drains the
 // backlog with peek + ack the way the uplink does (network excluded).
 //
@@ -26,7 +26,7 @@ const ROOMY = { maxRows: 10_000_000, maxBytes: 10_000_000_000, syncIntervalMs: 0
 const dir = args.dir ?? mkdtempSync(join(tmpdir(), "netprobe-store-bench-"));
 const ownDir = args.dir === undefined;
 
-/** A result envelope shaped like the runner's (DESIGN.md §4), about 600 bytes. */
+/** A result envelope shaped like the runner's (docs/architecture.md, "Result envelope"), about 600 bytes. */
 function envelope(seq: number, i: number): string {
   const check = CHECKS[i % CHECKS.length]!;
   return JSON.stringify({

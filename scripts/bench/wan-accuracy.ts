@@ -1,4 +1,4 @@
-// WAN accuracy benchmark on the lab (issue 4, DESIGN.md §9): the probe's icmp check, iputils
+// WAN accuracy benchmark on the lab (issue 4; docs/architecture.md, "Quality bars"): the probe's icmp check, iputils
 // `ping` and `fping` run at the same time from the probe namespace to the far target, whose echo
 // replies come from the lab's userspace responder (scripts/lab/icmp-responder.ts) with known
 // impairment; the responder reports per flow what it really did (ground truth). Each tool uses

@@ -26,7 +26,7 @@ import type { RunResult } from "./run.ts";
 import { ADDR, DNS_RECORDS, HOSTS, buildTopology } from "./topology.ts";
 import type { LabAddresses, LabHost } from "./topology.ts";
 
-// The simulated branch office (DESIGN.md §8) as a library: labUp builds it, Lab drives it, labDown
+// The simulated branch office (docs/architecture.md, "The lab") as a library: labUp builds it, Lab drives it, labDown
 // removes it. State lives in /run/netprobe-lab/<name>/ so a second process (the CLI) can load a lab
 // built by the first. The lead wires `netprobe lab up|down|status|fault|exec` onto these exports.
 

@@ -91,7 +91,7 @@ export interface ProbeView {
   health: HealthPayload | null;
   health_at: number | null;
   config_hash: string | null;
-  /** The panel left to right, as the technician at the rack sees it now (DESIGN.md §6). */
+  /** The panel left to right, as the technician at the rack sees it now (docs/architecture.md, "LEDs"). */
   leds: LedView[];
   events: FleetEvent[];
   results_total: number;

@@ -1,6 +1,6 @@
 import { pino } from "pino";
 
-/** Structured JSON logger, one event per line (STYLE.md §8). */
+/** Structured JSON logger, one event per line (docs/architecture.md, "Conventions"). */
 export type Logger = pino.Logger;
 
 /** Creates the service logger; `level` comes from config or NETPROBE_LOG_LEVEL. */

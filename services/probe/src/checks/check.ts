@@ -3,7 +3,7 @@ import type { Logger } from "../log.ts";
 
 /** Network areas a check reports into; each has one LED on the panel. */
 export const AREAS = ["link", "lan", "dhcp", "dns", "wan", "phone", "uplink"] as const;
-/** One network area (DESIGN.md §4). */
+/** One network area (docs/architecture.md, "Result envelope"). */
 export type Area = (typeof AREAS)[number];
 
 /** Verdict of one run: `error` means the probe itself could not measure (e.g. no CAP_NET_RAW). */
@@ -30,7 +30,7 @@ export interface CheckContext {
   log: Logger;
 }
 
-/** One check kind: a config `kind`, its options schema and its run function (STYLE.md §1). */
+/** One check kind: a config `kind`, its options schema and its run function (docs/architecture.md, "Conventions"). */
 export interface CheckKind<S extends TSchema = TSchema> {
   kind: string;
   /** Area a check of this kind reports into unless the config says otherwise. */

@@ -119,7 +119,7 @@ export interface DhcpDependencies {
   io: FrameIo;
 }
 
-/** Builds the dhcp check over the given I/O (STYLE.md §3). */
+/** Builds the dhcp check over the given I/O (docs/architecture.md, "Conventions"). */
 export function createDhcpCheck(deps: DhcpDependencies): CheckKind<typeof options> {
   return {
     kind: "dhcp",

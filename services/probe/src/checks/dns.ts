@@ -123,7 +123,7 @@ export interface DnsDependencies {
 /** Cap on the answer records listed per resolver in the detail. */
 export const MAX_DETAIL_ANSWERS = 20;
 
-/** Builds the dns check over the given I/O (STYLE.md §3). */
+/** Builds the dns check over the given I/O (docs/architecture.md, "Conventions"). */
 export function createDnsCheck(deps: DnsDependencies): CheckKind<typeof options> {
   return {
     kind: "dns",

@@ -147,7 +147,7 @@ export const resolveWithSystem: ResolveHost = async (host, family) => {
   return { address: answer.address, family: answer.family === 6 ? 6 : 4 };
 };
 
-/** Builds the icmp check over the given I/O (STYLE.md §3). */
+/** Builds the icmp check over the given I/O (docs/architecture.md, "Conventions"). */
 export function createIcmpCheck(deps: IcmpDependencies): CheckKind<typeof options> {
   return {
     kind: "icmp",

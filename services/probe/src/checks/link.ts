@@ -1,6 +1,6 @@
 // Ethernet link (link area): carrier, speed, duplex, MTU, error/drop counter deltas and carrier
 // flaps since the last run, all from sysfs (/sys/class/net/<iface>). A lost link must reach the
-// LED within 1 s (DESIGN.md §9), so the kind also watches the carrier between runs and asks the
+// LED within 1 s (docs/architecture.md, "Quality bars"), so the kind also watches the carrier between runs and asks the
 // scheduler for an immediate run on every change; it goes red on one failing run (failAfter 1).
 //
 // Carrier changes have no inotify event in sysfs and Node has no netlink socket, so the watch

@@ -47,7 +47,7 @@ export interface NtpDependencies {
   now: () => number;
 }
 
-/** Builds the ntp check over the given I/O (STYLE.md §3). */
+/** Builds the ntp check over the given I/O (docs/architecture.md, "Conventions"). */
 export function createNtpCheck(deps: NtpDependencies): CheckKind<typeof options> {
   return {
     kind: "ntp",

@@ -33,7 +33,7 @@ export const AreaStateName = Type.Union([
 /** Area state name. */
 export type AreaStateName = Static<typeof AreaStateName>;
 
-/** `results/<check>`: one run of one check (DESIGN.md §4). */
+/** `results/<check>`: one run of one check (docs/architecture.md, "Result envelope"). */
 export const ResultPayload = Type.Object(
   {
     schema: Schema,

@@ -43,7 +43,7 @@ export const RECENT_CHANGE_MS = 5 * 60_000;
 /** An unlit LED. */
 export const OFF: LedLook = { colour: "off", pattern: "solid" };
 
-/** Area LED legend (DESIGN.md §6). */
+/** Area LED legend (docs/architecture.md, "LEDs"). */
 export const AREA_LEGEND: Record<AreaStateName | "failing-recent", LegendRow> = {
   ok: { look: { colour: "green", pattern: "solid" }, meaning: "all checks of the area pass" },
   degraded: {

@@ -1,4 +1,4 @@
-// In-memory double of the DNS transport (STYLE.md §3): unit tests script each resolver's answers
+// In-memory double of the DNS transport (docs/architecture.md, "Conventions"): unit tests script each resolver's answers
 // (or silence, or errors, or junk first) and no packet reaches a real socket. Query times are
 // exact: a reply scheduled `delayMs` after the query is stamped sentAt + delayMs.
 

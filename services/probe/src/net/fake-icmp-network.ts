@@ -1,4 +1,4 @@
-// In-memory double of the raw ICMP transport (STYLE.md §3): unit tests script the far side
+// In-memory double of the raw ICMP transport (docs/architecture.md, "Conventions"): unit tests script the far side
 // (replies, losses, errors, foreign traffic) and no packet ever reaches a real socket.
 //
 // Time comes from process.hrtime.bigint() and timers, so under vitest fake timers a scenario is

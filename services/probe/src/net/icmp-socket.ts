@@ -206,7 +206,7 @@ const MAX_READS_AFTER_SEND = 8;
  * time it returned. On paths that never leave the kernel (veth, bridges, the lab) the reply is
  * generated and queued in softirq context before sendto() even returns; waiting for the next
  * event-loop turn to notice it added about 30 µs to every RTT here, more than half the 0.05 ms
- * budget against ping (DESIGN.md §9). The stamp is an upper bound on the arrival time, as every
+ * budget against ping (docs/architecture.md, "Quality bars"). The stamp is an upper bound on the arrival time, as every
  * user-space stamp is. On other paths the read finds nothing: raw-socket throws for EAGAIN,
  * which costs a few µs of CPU after the send and no latency. Uses raw-socket 1.8 internals
  * (`wrap.recv`, `buffer`); skipped if they ever disappear.

@@ -1,6 +1,6 @@
 // One long-lived pcap session per interface, shared by every Ethernet-level check of the process
 // (DHCP, ARP, LLDP) and by the icmp check's wire timestamps. node_pcap (pcap 3.1) is unmaintained
-// and crashes when sessions are created and destroyed repeatedly (DESIGN.md §3), so a session,
+// and crashes when sessions are created and destroyed repeatedly (docs/architecture.md, "Field lessons"), so a session,
 // once opened, stays open until closeAll() — called by ProbeService.stop(). A closed node_pcap
 // session keeps its libuv poll handle (and so the process) alive until one more packet arrives;
 // the CLI exits explicitly after stop().

@@ -15,7 +15,7 @@ export interface ProbeIdentity {
 /** A result envelope before the store assigns its `seq`. */
 export type UnsequencedResult = Omit<ResultPayload, "seq">;
 
-/** Wraps one run into the shared envelope (DESIGN.md §4), thresholds applied. */
+/** Wraps one run into the shared envelope (docs/architecture.md, "Result envelope"), thresholds applied. */
 export function envelope(
   run: Run,
   thresholds: Readonly<Record<string, Threshold>>,

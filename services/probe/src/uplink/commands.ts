@@ -1,5 +1,5 @@
 /**
- * Commands from headquarters (`cmd/<name>`, DESIGN.md §5): validation, idempotency per
+ * Commands from headquarters (`cmd/<name>`, docs/mqtt.md): validation, idempotency per
  * `request_id`, dispatch, and the reply. Pure of MQTT: the uplink hands in what arrived and
  * publishes what comes back, so unit tests and the fuzz drive this directly.
  *
