@@ -10,31 +10,14 @@ import type { FaultName } from "../../scripts/lab/lab.ts";
 import { LAB_PROBE_CONFIG } from "../../services/probe/src/cli/lab-command.ts";
 import type { Measurement } from "../../services/probe/src/checks/check.ts";
 import { useLab } from "./lab-fixture.ts";
+import { runCheckIn } from "./run-check.ts";
 import { exited, probeStatus, startProbe, waitFor } from "./probe-harness.ts";
 
 const lab = useLab();
-const ROOT = new URL("../../", import.meta.url).pathname;
 
 /** Runs one check once inside the probe's namespace, options as in a config file (JSON). */
-async function check(
-  kind: string,
-  target: string,
-  options: Record<string, unknown> = {},
-): Promise<Measurement> {
-  const code = `
-    const { checkKind } = await import(${JSON.stringify(join(ROOT, "services/probe/src/checks/registry.ts"))});
-    const { Value } = await import("@sinclair/typebox/value");
-    const { silentLogger } = await import(${JSON.stringify(join(ROOT, "services/probe/src/log.ts"))});
-    const k = checkKind(${JSON.stringify(kind)});
-    const opts = Value.Default(k.options, ${JSON.stringify(options)});
-    const m = await k.run(${JSON.stringify(target)}, opts, { log: silentLogger() }, AbortSignal.timeout(15000));
-    console.log(JSON.stringify(m));`;
-  const r = await lab().exec("probe", [process.execPath, "--input-type=module", "-e", code], {
-    timeoutMs: 30_000,
-  });
-  if (r.code !== 0) throw new Error(`check ${kind} ${target} failed to run: ${r.stderr}`);
-  return JSON.parse(r.stdout) as Measurement;
-}
+const check = (kind: string, target: string, options: Record<string, unknown> = {}): Promise<Measurement> =>
+  runCheckIn(lab(), kind, target, options);
 
 describe("DNS faults through the running probe", () => {
   // The lab config's DNS check alone (gateway forwarder + provider resolver side by side), every 1 s,
