@@ -146,7 +146,7 @@ async function demo(name: string, durationS: number): Promise<void> {
     if (probeLog.length > 3) probeLog.shift();
   });
 
-  const tty = process.stdout.isTTY;
+  const tty = process.stdout.isTTY === true;
   let stopping = false;
   const stop = async () => {
     if (stopping) return;

@@ -146,7 +146,7 @@ export function statusCommand(db: string, json: boolean): number {
   }
   const report = readStatus(db);
   if (json) console.log(JSON.stringify(report, null, 2));
-  else console.log(formatStatus(report, Date.now(), process.stdout.isTTY).join("\n"));
+  else console.log(formatStatus(report, Date.now(), process.stdout.isTTY === true).join("\n"));
   const areas = Object.values(report.health?.areas ?? {});
   return areas.every((a) => a.state === "ok" || a.state === "off") ? 0 : 1;
 }
