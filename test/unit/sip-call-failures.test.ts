@@ -27,7 +27,7 @@ type Respond = (to: SipRequest, status: number, reason: string) => void;
 /** What the fake PBX does with each request it receives. */
 type Script = (request: SipRequest, respond: Respond, seen: SipRequest[]) => void;
 
-function fakePbx(script: Script) {
+function fakePbx(script: Script, options: Partial<SipCallOptions> = {}) {
   const seen: SipRequest[] = [];
   const connect: ConnectSip = (_options, events) =>
     Promise.resolve({
@@ -61,7 +61,11 @@ function fakePbx(script: Script) {
     resolve: () => Promise.resolve("203.0.113.60"),
     openMedia: () => Promise.resolve(media),
   });
-  const opts = Value.Default(sipCall.options, { t1_ms: 50, answer_timeout_ms: 300 }) as SipCallOptions;
+  const opts = Value.Default(sipCall.options, {
+    t1_ms: 50,
+    answer_timeout_ms: 300,
+    ...options,
+  }) as SipCallOptions;
   const run = (timeoutMs = 5000) =>
     check.run("203.0.113.60", opts, { log: silentLogger() }, AbortSignal.timeout(timeoutMs));
   return { run, seen };
@@ -144,5 +148,38 @@ describe("sip-call failure endings", () => {
     expect(performance.now() - t0).toBeLessThan(2600);
     expect(m).toMatchObject({ error: { code: "no_answer" }, detail: { cancel: "200 OK" } });
     expect(m.error?.message).toContain("no final response");
+  });
+
+  test("CANCELled on answer_timeout_ms and no 487 ever: the check's deadline still ends it within 2 s", async () => {
+    // T1 500 ms: left alone, the wait for the 487 would last 64·T1 = 32 s.
+    const pbx = fakePbx(
+      (r, respond) => {
+        if (r.method === "INVITE") return respond(r, 180, "Ringing");
+        if (r.method === "CANCEL") respond(r, 200, "OK");
+      },
+      { t1_ms: 500 },
+    );
+    const t0 = performance.now();
+    const m = await pbx.run(800);
+    expect(performance.now() - t0).toBeLessThan(3300);
+    expect(m).toMatchObject({ error: { code: "no_answer" }, detail: { cancel: "200 OK" } });
+    expect(m.error?.message).toContain("within 300 ms");
+  });
+
+  test("a PBX that sends the 487 but never answers the CANCEL: the check does not wait 64·T1 for it", async () => {
+    const pbx = fakePbx(
+      (r, respond, seen) => {
+        if (r.method === "INVITE") return respond(r, 180, "Ringing");
+        if (r.method === "CANCEL" && seen.filter((s) => s.method === "CANCEL").length === 1)
+          respond(seen[0]!, 487, "Request Terminated");
+      },
+      { t1_ms: 500 },
+    );
+    const t0 = performance.now();
+    const m = await pbx.run(10_000);
+    expect(performance.now() - t0).toBeLessThan(2800);
+    expect(m).toMatchObject({ error: { code: "no_answer" }, detail: { cancel: "aborted" } });
+    expect(m.error?.message).toContain("487 Request Terminated");
+    expect(pbx.seen.some((r) => r.method === "ACK")).toBe(true);
   });
 });

@@ -254,7 +254,12 @@ class TestCall {
       graceTimer = setTimeout(() => abandon.abort(), why === "check_timeout" ? 2000 : 64 * t1);
     };
     const answerTimer = setTimeout(() => stopRinging("answer_timeout"), opts.answer_timeout_ms);
-    const onCheckAbort = (): void => stopRinging("check_timeout");
+    const onCheckAbort = (): void => {
+      if (stoppedBy === undefined) return stopRinging("check_timeout");
+      // Already CANCELled on answer_timeout_ms: the check's deadline still bounds the wait for the 487.
+      clearTimeout(graceTimer);
+      graceTimer = setTimeout(() => abandon.abort(), 2000);
+    };
     this.#signal.addEventListener("abort", onCheckAbort, { once: true });
     if (this.#signal.aborted) onCheckAbort();
     const started = performance.now();
@@ -287,7 +292,10 @@ class TestCall {
     clearTimeout(answerTimer);
     clearTimeout(graceTimer);
     this.#signal.removeEventListener("abort", onCheckAbort);
+    // The CANCEL's 200 normally comes before the 487: do not wait long for a late or lost one.
+    const lateCancel = setTimeout(() => abandon.abort(), Math.min(2000, 4 * t1));
     const cancelOutcome = await cancelling;
+    clearTimeout(lateCancel);
     if (cancelOutcome !== undefined)
       this.#detail.cancel =
         cancelOutcome.kind === "response"
