@@ -10,7 +10,7 @@ APT_PACKAGES=(
   libpcap-dev python3 make g++ procps psmisc kmod dnsutils udhcpc openssl
   librsvg2-bin device-tree-compiler
   lldpd tcpdump nmap fping tshark
-  kamailio sipsak
+  kamailio sipsak sip-tester chrony
   debootstrap systemd
   prometheus-blackbox-exporter curl
   monitoring-plugins-basic monitoring-plugins-standard

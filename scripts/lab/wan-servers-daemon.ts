@@ -214,6 +214,20 @@ function web(req: IncomingMessage, res: ServerResponse): void {
     res.writeHead(302, { location: "/" }).end();
     return;
   }
+  // Redirect chains for the http check's follow_redirects: /redirect/N takes N hops to /, and
+  // /loop/a and /loop/b send each other round forever.
+  const hops = /^\/redirect\/(\d{1,2})$/.exec(url.pathname);
+  if (hops) {
+    const n = Number(hops[1]);
+    res
+      .writeHead(n === 0 ? 200 : 301, n === 0 ? {} : { location: n === 1 ? "/" : `/redirect/${n - 1}` })
+      .end();
+    return;
+  }
+  if (url.pathname === "/loop/a" || url.pathname === "/loop/b") {
+    res.writeHead(302, { location: url.pathname === "/loop/a" ? "/loop/b" : "/loop/a" }).end();
+    return;
+  }
   if (url.pathname !== "/") {
     res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
     return;

@@ -5,36 +5,20 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
+import { PBX } from "../../scripts/lab/pbx.ts";
 import { setWanServers, WAN, wanFiles } from "../../scripts/lab/wan-servers.ts";
 import type { FaultName } from "../../scripts/lab/lab.ts";
 import { LAB_PROBE_CONFIG } from "../../services/probe/src/cli/lab-command.ts";
 import type { Measurement } from "../../services/probe/src/checks/check.ts";
 import { useLab } from "./lab-fixture.ts";
+import { runCheckIn } from "./run-check.ts";
 import { exited, probeStatus, startProbe, waitFor } from "./probe-harness.ts";
 
 const lab = useLab();
-const ROOT = new URL("../../", import.meta.url).pathname;
 
 /** Runs one check once inside the probe's namespace, options as in a config file (JSON). */
-async function check(
-  kind: string,
-  target: string,
-  options: Record<string, unknown> = {},
-): Promise<Measurement> {
-  const code = `
-    const { checkKind } = await import(${JSON.stringify(join(ROOT, "services/probe/src/checks/registry.ts"))});
-    const { Value } = await import("@sinclair/typebox/value");
-    const { silentLogger } = await import(${JSON.stringify(join(ROOT, "services/probe/src/log.ts"))});
-    const k = checkKind(${JSON.stringify(kind)});
-    const opts = Value.Default(k.options, ${JSON.stringify(options)});
-    const m = await k.run(${JSON.stringify(target)}, opts, { log: silentLogger() }, AbortSignal.timeout(15000));
-    console.log(JSON.stringify(m));`;
-  const r = await lab().exec("probe", [process.execPath, "--input-type=module", "-e", code], {
-    timeoutMs: 30_000,
-  });
-  if (r.code !== 0) throw new Error(`check ${kind} ${target} failed to run: ${r.stderr}`);
-  return JSON.parse(r.stdout) as Measurement;
-}
+const check = (kind: string, target: string, options: Record<string, unknown> = {}): Promise<Measurement> =>
+  runCheckIn(lab(), kind, target, options);
 
 describe("DNS faults through the running probe", () => {
   // The lab config's DNS check alone (gateway forwarder + provider resolver side by side), every 1 s,
@@ -187,6 +171,37 @@ describe("tcp, http, tls and ntp against the lab's servers", () => {
     );
   });
 
+  it("redirects: a 3xx names its Location; follow_redirects walks the chain, and stops at loops and too many hops", async () => {
+    const base = `http://${WAN.web4}`;
+    const unfollowed = await check("http", `${base}/redirect/2`);
+    expect(unfollowed).toMatchObject({
+      status: "fail",
+      error: { code: "http_status" },
+      metrics: { status_code: 301 },
+    });
+    expect(unfollowed.detail).toMatchObject({ location: `${base}/redirect/1` });
+    expect(unfollowed.error?.message).toContain(`→ ${base}/redirect/1`);
+    const followed = await check("http", `${base}/redirect/2`, {
+      follow_redirects: 5,
+      expect_body_regex: "netprobe lab",
+    });
+    expect(followed.status, JSON.stringify(followed.error)).toBe("ok");
+    expect(followed.metrics).toMatchObject({ status_code: 200, redirects: 2 });
+    expect(followed.detail).toMatchObject({
+      final_url: `${base}/`,
+      redirects: [
+        { status_code: 301, url: `${base}/redirect/2` },
+        { status_code: 301, url: `${base}/redirect/1` },
+      ],
+    });
+    const loop = await check("http", `${base}/loop/a`, { follow_redirects: 10 });
+    expect(loop.error?.code).toBe("redirect_loop");
+    expect(loop.error?.message).toContain(`302 ${base}/loop/b → ${base}/loop/a again`);
+    const tooMany = await check("http", `${base}/redirect/3`, { follow_redirects: 2 });
+    expect(tooMany.error?.code).toBe("too_many_redirects");
+    expect(tooMany.metrics.redirects).toBe(2);
+  });
+
   it("https and tls: trusted with the lab CA, cert_untrusted without it, hostname_mismatch for another name", async () => {
     const ca_file = wanFiles(lab().info.dir).ca.cert;
     const https = await check("http", `https://${WAN.webName}/`, { ca_file });
@@ -244,5 +259,31 @@ describe("tcp, http, tls and ntp against the lab's servers", () => {
       await setWanServers(lab().info.dir, { ntpOffsetMs: 0 });
     }
     expect((await check("ntp", `${WAN.web4}:123`, { wait_ms: 300 })).error?.code).toBe("connection_refused");
+  });
+
+  it("a real chronyd that has not synchronised yet is unsynchronized, not a kiss-o'-death", async () => {
+    // chronyd serving with no sources: leap 3, stratum 0, an empty reference id until it syncs.
+    const conf = join(lab().info.dir, "chrony.conf");
+    writeFileSync(
+      conf,
+      `allow\nport 123\ncmdport 0\nbindaddress ${PBX.address4}\npidfile ${join(lab().info.dir, "chronyd.pid")}\n`,
+    );
+    const chronyd = lab().spawn("pbx", ["chronyd", "-x", "-d", "-u", "root", "-f", conf], {
+      stdio: "ignore",
+    });
+    try {
+      for (let i = 0; ; i++) {
+        const r = await lab().exec("pbx", ["ss", "-Hnul", "sport = :123"]);
+        if (r.stdout.includes(":123")) break;
+        if (i > 50 || chronyd.exitCode !== null) throw new Error("chronyd did not start listening on :123");
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const m = await check("ntp", PBX.address4);
+      expect(m).toMatchObject({ status: "fail", error: { code: "unsynchronized" } });
+      expect(m.detail).toMatchObject({ leap: 3, stratum: 0, reference_id: "" });
+    } finally {
+      chronyd.kill("SIGTERM");
+      await exited(chronyd);
+    }
   });
 });

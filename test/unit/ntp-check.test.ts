@@ -110,10 +110,25 @@ describe("ntp check", () => {
     expect(fail.error?.message).toContain("ahead of");
   });
 
-  test("kiss-o'-death and an unsynchronized server are failures with their codes", async () => {
-    const kod = await run(server({ offsetMs: 0, oneWayMs: 1, stratum: 0, refId: "RATE" }));
-    expect(kod.error?.code).toBe("kiss_of_death");
-    expect(kod.error?.message).toContain("RATE");
+  test("kiss-o'-death codes are named; an unsynchronized server is not a kiss", async () => {
+    for (const [code, meaning] of [
+      ["RATE", "rate exceeded"],
+      ["DENY", "access denied"],
+      ["RSTR", "local policy"],
+    ] as const) {
+      // ntpd sends its kisses with leap 3 and stratum 0 (RFC 5905 §7.4).
+      const kod = await run(server({ offsetMs: 0, oneWayMs: 1, leap: 3, stratum: 0, refId: code }));
+      expect(kod.error?.code).toBe("kiss_of_death");
+      expect(kod.error?.message).toContain(code);
+      expect(kod.error?.message).toContain(meaning);
+    }
+    // chronyd before it has synchronised: leap 3, stratum 0, reference id all zero bytes.
+    const chronyd = await run(server({ offsetMs: 0, oneWayMs: 1, leap: 3, stratum: 0, refId: "\0\0\0\0" }));
+    expect(chronyd).toMatchObject({ status: "fail", error: { code: "unsynchronized" } });
+    expect(chronyd.error?.message).toContain("reference id empty");
+    // ntpd's INIT (not yet synchronised) is not a refusal either.
+    const init = await run(server({ offsetMs: 0, oneWayMs: 1, leap: 3, stratum: 0, refId: "INIT" }));
+    expect(init.error?.code).toBe("unsynchronized");
     expect((await run(server({ offsetMs: 0, oneWayMs: 1, leap: 3 }))).error?.code).toBe("unsynchronized");
   });
 

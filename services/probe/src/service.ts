@@ -40,6 +40,15 @@ export interface LedSink {
 /** Key under which the service keeps its last `health` in the store, for `netprobe status`. */
 export const HEALTH_STATE_KEY = "health";
 
+/** Key under which the service keeps whether its uplink is connected, for `netprobe status`. */
+export const UPLINK_STATE_KEY = "uplink";
+
+/** The value saved under {@link UPLINK_STATE_KEY}. */
+export interface UplinkState {
+  connected: boolean;
+  since: string;
+}
+
 /**
  * The appliance service: composes store, scheduler, area tracker, uplink and LEDs, and stops
  * them in reverse order. Every result reaches the store before anything else happens to it.
@@ -170,6 +179,7 @@ export class ProbeService {
     await this.#scheduler?.stop();
     sharedPcap.closeAll();
     await this.#uplink?.stop();
+    this.#saveUplinkState(false);
     this.#leds?.stop();
     this.#store?.close();
     this.#log.info("netprobe stopped");
@@ -197,7 +207,9 @@ export class ProbeService {
       (state) => JSON.stringify(this.#state(state)),
       this.#log.child({ part: "uplink" }),
     );
+    this.#saveUplinkState(false);
     this.#uplink.on("connected", () => {
+      this.#saveUplinkState(true);
       // Before the outbox drains (the uplink pumps right after this event): NTP's step is often
       // what lets TLS connect at all, and the periodic sample may not have seen it yet.
       this.#clockWatch.sample();
@@ -205,7 +217,10 @@ export class ProbeService {
       void this.#publishConfig();
     });
     this.#uplink.on("command", (cmd) => void this.#onCommand(cmd));
-    this.#uplink.on("disconnected", () => this.#showLeds());
+    this.#uplink.on("disconnected", () => {
+      this.#saveUplinkState(false);
+      this.#showLeds();
+    });
     this.#uplink.start();
   }
 
@@ -400,6 +415,15 @@ export class ProbeService {
     const health = this.#health();
     this.#store?.setState(HEALTH_STATE_KEY, health);
     this.#enqueue({ topic: "health", payload: JSON.stringify(health), qos: 1, retain: true, priority: 1 });
+  }
+
+  #saveUplinkState(connected: boolean): void {
+    const state: UplinkState = { connected, since: new Date().toISOString() };
+    try {
+      this.#store?.setState(UPLINK_STATE_KEY, state);
+    } catch (err) {
+      this.#log.error({ err: String(err) }, "could not save the uplink state");
+    }
   }
 
   #enqueue(m: { topic: string; payload: string; qos: 0 | 1; retain: boolean; priority: 0 | 1 | 2 }): void {

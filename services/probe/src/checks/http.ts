@@ -2,6 +2,11 @@
 // connect, TLS handshake, first byte (response headers), total (body read) — like curl's -w
 // timings; the status and optionally the body are checked against expectations. For https the
 // certificate is judged as by the tls check (an untrusted or expired one fails the request).
+//
+// Redirects are not followed by default (unlike blackbox_exporter): the check measures the URL it
+// was given, and a 3xx reports where it points (`detail.location`), so a portal or a login page in
+// front of a service shows up instead of being walked through. `follow_redirects: N` follows up to
+// N hops, each on a fresh connection, and reports the chain; the phase timings are the final hop's.
 
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
@@ -22,7 +27,14 @@ const options = Type.Object(
       default: [],
       maxItems: 32,
       description:
-        "acceptable status codes; empty: any 2xx (redirects are not followed, so a 3xx must be listed)",
+        "acceptable status codes of the final response; empty: any 2xx (a 3xx not followed must be listed)",
+    }),
+    follow_redirects: Type.Integer({
+      minimum: 0,
+      maximum: 20,
+      default: 0,
+      description:
+        "follow up to this many redirects (3xx with a Location), reporting each hop; 0: a 3xx is the answer",
     }),
     expect_body_regex: Type.String({
       default: "",
@@ -90,33 +102,138 @@ async function runHttp(target: string, opts: HttpOptions, signal: AbortSignal): 
   } catch (err) {
     return errorResult("invalid_option", `expect_body_regex: ${String(err)}`);
   }
+  const started = performance.now();
+  const deadline = started + opts.wait_ms;
+  const chain: Array<{ status_code: number; url: string }> = [];
+  const visited = new Set<string>([url.href]);
+  for (let current = url; ;) {
+    const hop = await requestOnce(current, opts, signal, Math.max(1, deadline - performance.now()));
+    const metrics = hop.metrics;
+    const detail: Record<string, unknown> = { url: url.href, ...hop.detail };
+    if (chain.length > 0) {
+      metrics.redirects = chain.length;
+      metrics.redirect_ms = round(hop.startedAt - started);
+      detail.redirects = chain;
+      detail.final_url = current.href;
+    }
+    if ("failure" in hop) return { ...hop.failure, metrics, detail };
+    const code = hop.statusCode;
+    const location = code >= 300 && code < 400 ? hop.location : undefined;
+    let next: URL | undefined;
+    let shownLocation: string | undefined;
+    if (location !== undefined) {
+      try {
+        next = new URL(location, current);
+      } catch {
+        next = undefined;
+      }
+      // The resolved URL is percent-encoded by URL: safe to show; a raw unparsable one is not.
+      shownLocation = next?.href ?? printable(location);
+      detail.location = shownLocation;
+    }
+    if (location !== undefined && opts.follow_redirects > 0) {
+      const fail = (errorCode: string, message: string): Measurement => ({
+        status: "fail",
+        metrics,
+        detail,
+        error: { code: errorCode, message },
+      });
+      const hops = [...chain, { status_code: code, url: current.href }].map(
+        (h) => `${h.status_code} ${h.url}`,
+      );
+      if (next === undefined || (next.protocol !== "http:" && next.protocol !== "https:"))
+        return fail(
+          "redirect_invalid",
+          `${code} from ${current.href} points to "${printable(location)}", not an http(s) URL`,
+        );
+      if (visited.has(next.href))
+        return fail("redirect_loop", `redirect loop: ${hops.join(" → ")} → ${next.href} again`);
+      if (chain.length >= opts.follow_redirects)
+        return fail(
+          "too_many_redirects",
+          `more than ${opts.follow_redirects} redirects (follow_redirects): ${hops.join(" → ")} → ${next.href}`,
+        );
+      chain.push({ status_code: code, url: current.href });
+      visited.add(next.href);
+      current = next;
+      continue;
+    }
+    const statusOk =
+      opts.expect_status.length === 0 ? code >= 200 && code < 300 : opts.expect_status.includes(code);
+    if (!statusOk) {
+      const wanted = opts.expect_status.length === 0 ? "2xx" : opts.expect_status.join(", ");
+      const to = shownLocation === undefined ? "" : ` → ${shownLocation}`;
+      const hint = to !== "" && opts.follow_redirects === 0 ? "; set follow_redirects to follow it" : "";
+      return {
+        status: "fail",
+        metrics,
+        detail,
+        error: {
+          code: "http_status",
+          message: `status ${code} ${hop.statusText}${to} (expected ${wanted}${hint})`.replace("  ", " "),
+        },
+      };
+    }
+    if (bodyRegex !== undefined && !bodyRegex.test(hop.body))
+      return {
+        status: "fail",
+        metrics,
+        detail,
+        error: { code: "body_mismatch", message: `body does not match /${opts.expect_body_regex}/` },
+      };
+    const certProblem = hop.detail.certificate_problem as CheckError | undefined;
+    if (certProblem?.code === "cert_expiring") return { status: "warn", metrics, detail, error: certProblem };
+    // insecure: a bad certificate is in the detail but does not fail the request.
+    if (certProblem !== undefined && !opts.insecure)
+      return { status: "fail", metrics, detail, error: certProblem };
+    return { status: "ok", metrics, detail };
+  }
+}
+
+/** One request and its response, before the status and body are judged. */
+type Hop = {
+  startedAt: number;
+  metrics: Record<string, number>;
+  detail: Record<string, unknown>;
+} & (
+  | { failure: { status: Measurement["status"]; error: CheckError } }
+  | { statusCode: number; statusText: string; location: string | undefined; body: string }
+);
+
+/** One request on a fresh connection, timed by phase; never rejects. */
+async function requestOnce(url: URL, opts: HttpOptions, signal: AbortSignal, waitMs: number): Promise<Hop> {
+  const startedAt = performance.now();
   const https = url.protocol === "https:";
   const ca = https ? await trustedCas(opts.ca_file) : [];
-  if ("error" in ca) return { status: "error", metrics: {}, error: ca.error };
+  if ("error" in ca)
+    return { startedAt, metrics: {}, detail: {}, failure: { status: "error", error: ca.error } };
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
   const started = performance.now();
   const resolved = await resolveTimed(host, opts.address_family, signal);
   if ("error" in resolved)
     return {
-      status: resolved.error.code === "invalid_target" ? "error" : "fail",
+      startedAt,
       metrics: {},
-      error: resolved.error,
+      detail: {},
+      failure: { status: resolved.error.code === "invalid_target" ? "error" : "fail", error: resolved.error },
     };
   const metrics: Record<string, number> = { dns_ms: round(resolved.resolveMs) };
-  const detail: Record<string, unknown> = { url: url.href, address: resolved.address };
+  const detail: Record<string, unknown> = { address: resolved.address };
 
-  return new Promise<Measurement>((resolve) => {
+  return new Promise<Hop>((resolve) => {
     let done = false;
     let connectedAt = 0;
-    const finish = (status: Measurement["status"], error?: CheckError): void => {
+    const settle = (hop: Hop): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       signal.removeEventListener("abort", onAbort);
       req.destroy();
-      resolve(error === undefined ? { status, metrics, detail } : { status, metrics, detail, error });
+      resolve(hop);
     };
-    const onAbort = (): void => finish("fail", { code: "timeout", message: `aborted (${phase()})` });
+    const failed = (error: CheckError): void =>
+      settle({ startedAt, metrics, detail, failure: { status: "fail", error } });
+    const onAbort = (): void => failed({ code: "timeout", message: `aborted (${phase()})` });
     const phase = (): string =>
       connectedAt === 0
         ? "while connecting"
@@ -125,11 +242,8 @@ async function runHttp(target: string, opts: HttpOptions, signal: AbortSignal): 
           : "reading the body";
     const timer = setTimeout(
       () =>
-        finish("fail", {
-          code: "timeout",
-          message: `no complete response within ${opts.wait_ms} ms (${phase()})`,
-        }),
-      opts.wait_ms,
+        failed({ code: "timeout", message: `no complete response within ${opts.wait_ms} ms (${phase()})` }),
+      waitMs,
     );
     const requestOptions = {
       method: opts.method,
@@ -155,11 +269,11 @@ async function runHttp(target: string, opts: HttpOptions, signal: AbortSignal): 
           detail.certificate = report.detail;
           if (report.problem) {
             detail.certificate_problem = report.problem.error;
-            if (!opts.insecure && report.problem.status === "fail") finish("fail", report.problem.error);
+            if (!opts.insecure && report.problem.status === "fail") failed(report.problem.error);
           }
         });
     });
-    req.on("error", (err) => finish("fail", socketErrorCode(err)));
+    req.on("error", (err) => failed(socketErrorCode(err)));
     req.on("response", (res: IncomingMessage) => {
       metrics.first_byte_ms = round(performance.now() - started);
       metrics.status_code = res.statusCode ?? 0;
@@ -171,36 +285,32 @@ async function runHttp(target: string, opts: HttpOptions, signal: AbortSignal): 
         bytes += Buffer.byteLength(chunk);
         if (kept.length < opts.max_body_bytes) kept += chunk.slice(0, opts.max_body_bytes - kept.length);
       });
-      res.on("error", (err) => finish("fail", socketErrorCode(err)));
+      res.on("error", (err) => failed(socketErrorCode(err)));
       res.on("end", () => {
         metrics.total_ms = round(performance.now() - started);
         metrics.body_bytes = bytes;
-        const code = res.statusCode ?? 0;
-        const statusOk =
-          opts.expect_status.length === 0 ? code >= 200 && code < 300 : opts.expect_status.includes(code);
-        if (!statusOk) {
-          const wanted = opts.expect_status.length === 0 ? "2xx" : opts.expect_status.join(", ");
-          return finish("fail", {
-            code: "http_status",
-            message: `status ${code} ${res.statusMessage ?? ""} (expected ${wanted})`.replace("  ", " "),
-          });
-        }
-        if (bodyRegex !== undefined && !bodyRegex.test(kept))
-          return finish("fail", {
-            code: "body_mismatch",
-            message: `body does not match /${opts.expect_body_regex}/`,
-          });
-        const certProblem = detail.certificate_problem as CheckError | undefined;
-        if (certProblem?.code === "cert_expiring") return finish("warn", certProblem);
-        // insecure: a bad certificate is in the detail but does not fail the request.
-        if (certProblem !== undefined && !opts.insecure) return finish("fail", certProblem);
-        finish("ok");
+        const location = res.headers.location;
+        settle({
+          startedAt,
+          metrics,
+          detail,
+          statusCode: res.statusCode ?? 0,
+          statusText: printable(res.statusMessage ?? ""),
+          location: location === undefined || location === "" ? undefined : location,
+          body: kept,
+        });
       });
     });
     if (signal.aborted) return onAbort();
     signal.addEventListener("abort", onAbort, { once: true });
     req.end();
   });
+}
+
+/** A peer's text as it may be shown: no control characters (terminal escapes), at most 200 chars. */
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, "?").slice(0, 200);
 }
 
 function round(value: number): number {

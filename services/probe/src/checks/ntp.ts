@@ -128,22 +128,24 @@ async function runNtp(
     leap: r.leap,
     version: r.version,
   });
-  // RFC 4330 §5: stratum 0 is a "kiss-o'-death" (the reference id says why: RATE, DENY…).
-  if (r.stratum === 0)
+  const refusal = r.stratum === 0 ? KISS_REFUSALS[r.referenceId] : undefined;
+  if (refusal !== undefined)
     return {
       status: "fail",
       metrics,
       detail,
-      error: { code: "kiss_of_death", message: `server refused: ${r.referenceId}` },
+      error: { code: "kiss_of_death", message: `server refused: ${r.referenceId} (${refusal})` },
     };
-  if (r.leap === 3 || r.stratum > 15)
+  // Stratum 0 without a refusal code is "unspecified or invalid" (RFC 5905 §7.3): what every chronyd
+  // and ntpd sends before it has synchronised (leap 3, empty reference id, or INIT/STEP).
+  if (r.leap === 3 || r.stratum === 0 || r.stratum > 15)
     return {
       status: "fail",
       metrics,
       detail,
       error: {
         code: "unsynchronized",
-        message: `server clock unsynchronized (leap ${r.leap}, stratum ${r.stratum})`,
+        message: `server clock unsynchronized (leap ${r.leap}, stratum ${r.stratum}${r.stratum === 0 ? `, reference id ${r.referenceId === "" ? "empty" : r.referenceId}` : ""})`,
       },
     };
   if (r.transmitMs === 0)
@@ -181,6 +183,25 @@ async function runNtp(
     };
   return { status: "ok", metrics, detail };
 }
+
+/**
+ * Kiss codes by which a server refuses or throttles a client (RFC 5905 §7.4), with what a technician
+ * should read. INIT and STEP are not here: they say the server is not synchronised, not a refusal.
+ */
+const KISS_REFUSALS: Readonly<Record<string, string>> = {
+  ACST: "the association belongs to a unicast server",
+  AUTH: "server authentication failed",
+  AUTO: "autokey sequence failed",
+  BCST: "the association belongs to a broadcast server",
+  CRYP: "cryptographic authentication or identification failed",
+  DENY: "access denied by the server",
+  DROP: "lost peer in symmetric mode",
+  RSTR: "access denied due to local policy",
+  MCST: "the association belongs to a dynamically discovered server",
+  NKEY: "no key found",
+  RATE: "rate exceeded: the server asks this client to poll less often",
+  RMOT: "alteration of association from a remote host running ntpdc",
+};
 
 function round(value: number): number {
   return Math.round(value * 1000) / 1000;

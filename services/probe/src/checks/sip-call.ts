@@ -18,6 +18,7 @@ import {
   type AuthSettings,
   type RequestSpec,
   type SipClient,
+  type TransactionOutcome,
 } from "../sip/client.ts";
 import {
   aor,
@@ -226,17 +227,41 @@ class TestCall {
       } else if (r.method === "OPTIONS") client.respond(r, 200, "OK");
       else if (r.method !== "ACK") client.respond(r, 481, "Call/Transaction Does Not Exist");
     };
-    // A 2xx retransmitted because our ACK was lost gets the ACK again (RFC 3261 §13.2.2.4); a final
-    // answer to an INVITE we gave up on is acknowledged and, if it was a 2xx, hung up at once.
+    // Non-2xx final responses are ACKed by the client (again for each retransmission); 2xx here.
     client.onStrayResponse = (r) => this.#onStray(r, callId);
 
-    // INVITE, answering auth challenges; ringing longer than answer_timeout_ms is no_answer.
-    const ringing = new AbortController();
-    const answerTimer = setTimeout(() => ringing.abort(), opts.answer_timeout_ms);
-    const inviteSignal = AbortSignal.any([this.#signal, ringing.signal]);
+    // INVITE, answering auth challenges. Ringing longer than answer_timeout_ms (or past the check's
+    // own deadline) is CANCELled (RFC 3261 §9.1) and the INVITE then waits for its 487, which the
+    // client ACKs. Before any provisional there is nothing to CANCEL: the INVITE is abandoned.
+    const t1 = opts.t1_ms;
+    const abandon = new AbortController();
     let inviteBranch: string | undefined;
     let lastInviteCseq = 1;
     let ringingAt: number | undefined;
+    let stoppedBy: "answer_timeout" | "check_timeout" | undefined;
+    let cancelling: Promise<TransactionOutcome> | undefined;
+    let graceTimer: NodeJS.Timeout | undefined;
+    const stopRinging = (why: "answer_timeout" | "check_timeout"): void => {
+      if (stoppedBy !== undefined) return;
+      stoppedBy = why;
+      if (inviteBranch === undefined) return abandon.abort();
+      // Over UDP the CANCEL is retransmitted like any non-INVITE request (Timer E). The 487 should
+      // follow its 200; without one, give up after 64·T1 (§9.1), or 2 s past the check's deadline.
+      cancelling = client.transaction(
+        { method: "CANCEL", uri, from, to, callId, cseq: lastInviteCseq, branch: inviteBranch },
+        AbortSignal.any([abandon.signal, AbortSignal.timeout(why === "check_timeout" ? 2000 : 64 * t1)]),
+      );
+      graceTimer = setTimeout(() => abandon.abort(), why === "check_timeout" ? 2000 : 64 * t1);
+    };
+    const answerTimer = setTimeout(() => stopRinging("answer_timeout"), opts.answer_timeout_ms);
+    const onCheckAbort = (): void => {
+      if (stoppedBy === undefined) return stopRinging("check_timeout");
+      // Already CANCELled on answer_timeout_ms: the check's deadline still bounds the wait for the 487.
+      clearTimeout(graceTimer);
+      graceTimer = setTimeout(() => abandon.abort(), 2000);
+    };
+    this.#signal.addEventListener("abort", onCheckAbort, { once: true });
+    if (this.#signal.aborted) onCheckAbort();
     const started = performance.now();
     const result = await requestWithAuth(
       client,
@@ -254,45 +279,55 @@ class TestCall {
       },
       1,
       auth,
-      inviteSignal,
+      abandon.signal,
       (provisional) => {
         inviteBranch = parseVia(headerValues(provisional, "via")[0] ?? "")?.params.branch;
         lastInviteCseq = Number(headerValue(provisional, "cseq")?.split(" ")[0]) || lastInviteCseq;
         if (provisional.status === 180 || provisional.status === 183)
           ringingAt ??= performance.now() - started;
       },
-      (challenge, sentVia) => this.#ackNonSuccess(challenge, sentVia, uri),
+      // The challenged INVITE is finished (and ACKed): its branch must not be CANCELled.
+      () => (inviteBranch = undefined),
     );
     clearTimeout(answerTimer);
+    clearTimeout(graceTimer);
+    this.#signal.removeEventListener("abort", onCheckAbort);
+    // The CANCEL's 200 normally comes before the 487: do not wait long for a late or lost one.
+    const lateCancel = setTimeout(() => abandon.abort(), Math.min(2000, 4 * t1));
+    const cancelOutcome = await cancelling;
+    clearTimeout(lateCancel);
+    if (cancelOutcome !== undefined)
+      this.#detail.cancel =
+        cancelOutcome.kind === "response"
+          ? `${cancelOutcome.response.status} ${cancelOutcome.response.reason}`
+          : cancelOutcome.kind;
     const { outcome } = result;
     this.#metrics.attempts = result.attempts;
     this.#metrics.retransmissions = result.totalRetransmissions;
     if (ringingAt !== undefined) this.#metrics.ringing_ms = round3(ringingAt);
     if (outcome.kind === "failed") return this.#with(transportFailure(outcome.failure, this.#endpoint));
-    if (outcome.kind === "aborted" || outcome.kind === "timeout") {
-      const answeredTooLate = ringing.signal.aborted && !this.#signal.aborted;
-      if (outcome.provisional !== undefined && inviteBranch !== undefined) {
-        // CANCEL the ringing call (RFC 3261 §9.1): same branch, same CSeq number.
-        const cancel = client.build({
-          method: "CANCEL",
-          uri,
-          from,
-          to,
-          callId,
-          cseq: lastInviteCseq,
-          branch: inviteBranch,
-        });
-        client.sendRaw(cancel.data);
-        return this.#fail(
-          "no_answer",
-          `${opts.extension} at ${this.#where} rang (${outcome.provisional.status} ${outcome.provisional.reason}) but did not answer within ${answeredTooLate ? `${opts.answer_timeout_ms} ms` : "the check's timeout"}`,
-        );
+    if (stoppedBy !== undefined && cancelling !== undefined) {
+      const within = stoppedBy === "answer_timeout" ? `${opts.answer_timeout_ms} ms` : "the check's timeout";
+      const final =
+        outcome.kind === "response"
+          ? `${outcome.response.status} ${outcome.response.reason}`
+          : "no final response";
+      if (outcome.kind === "response" && outcome.response.status < 300) {
+        // Answered while the CANCEL was on its way (§9.1 race): the call exists; end it properly.
+        this.#dialogFrom(outcome.response, uri, from, to, callId, result.nextCseq - 1);
+        this.#sendAck();
+        await this.#bye();
       }
       return this.#fail(
-        "timeout",
-        `no response to INVITE from ${this.#where}${outcome.kind === "timeout" ? ` within 64×T1 (${64 * opts.t1_ms} ms)` : ""}`,
+        "no_answer",
+        `${opts.extension} at ${this.#where} rang but did not answer within ${within} (CANCEL: ${String(this.#detail.cancel)}; INVITE: ${final})`,
       );
     }
+    if (outcome.kind === "aborted" || outcome.kind === "timeout")
+      return this.#fail(
+        "timeout",
+        `no response to INVITE from ${this.#where}${outcome.kind === "timeout" ? ` within 64×T1 (${64 * t1} ms)` : ""}`,
+      );
     const answer = outcome.response;
     this.#detail.server = serverHeader(answer);
     this.#metrics.status_code = answer.status;
@@ -317,16 +352,7 @@ class TestCall {
 
     // 2xx: the dialog exists; ACK it (new transaction, RFC 3261 §13.2.2.4), then stream.
     this.#metrics.setup_ms = round3(outcome.elapsedMs);
-    const inviteCseq = result.nextCseq - 1;
-    const contact = parseNameAddr(headerValues(answer, "contact")[0] ?? "");
-    this.#dialog = {
-      remoteTarget: contact?.uri ?? uri,
-      routes: headerValues(answer, "record-route").reverse(),
-      from,
-      to: headerValue(answer, "to") ?? to,
-      callId,
-      inviteCseq,
-    };
+    this.#dialogFrom(answer, uri, from, to, callId, result.nextCseq - 1);
     this.#sendAck();
     const sdpAnswer = parseAnswer(answer.body.toString("utf8"), codecs);
     if ("error" in sdpAnswer || sdpAnswer.address === undefined || sdpAnswer.codec === undefined) {
@@ -360,33 +386,30 @@ class TestCall {
     return { status: "fail", metrics: this.#metrics, detail: this.#detail, error: { code, message } };
   }
 
-  #ackNonSuccess(response: SipResponse, sentVia: string, uri: string): void {
-    // ACK for a non-2xx final response belongs to the INVITE transaction (RFC 3261 §17.1.1.3).
-    const branch = parseVia(sentVia)?.params.branch;
-    const cseq = Number(headerValue(response, "cseq")?.split(" ")[0]);
-    if (branch === undefined || !Number.isInteger(cseq)) return;
-    const ack = this.#client.build({
-      method: "ACK",
-      uri,
-      from: headerValue(response, "from") ?? "",
-      to: headerValue(response, "to") ?? "",
-      callId: headerValue(response, "call-id") ?? "",
-      cseq,
-      branch,
-    });
-    this.#client.sendRaw(ack.data);
+  /** The dialog a 2xx creates (RFC 3261 §12.1.2). */
+  #dialogFrom(
+    answer: SipResponse,
+    uri: string,
+    from: string,
+    to: string,
+    callId: string,
+    cseq: number,
+  ): void {
+    const contact = parseNameAddr(headerValues(answer, "contact")[0] ?? "");
+    this.#dialog = {
+      remoteTarget: contact?.uri ?? uri,
+      routes: headerValues(answer, "record-route").reverse(),
+      from,
+      to: headerValue(answer, "to") ?? to,
+      callId,
+      inviteCseq: cseq,
+    };
   }
 
+  /** A 2xx retransmitted because our ACK was lost gets the ACK again (RFC 3261 §13.2.2.4). */
   #onStray(r: SipResponse, callId: string): void {
-    if (headerValue(r, "call-id") !== callId || r.status < 200) return;
-    const cseq = headerValue(r, "cseq") ?? "";
-    if (!/INVITE$/i.test(cseq)) return;
-    if (r.status >= 300) {
-      const via = headerValues(r, "via")[0];
-      if (via !== undefined)
-        this.#ackNonSuccess(r, via, this.#dialog?.remoteTarget ?? aor(this.#opts.extension, this.#endpoint));
-      return;
-    }
+    if (headerValue(r, "call-id") !== callId || r.status < 200 || r.status >= 300) return;
+    if (!/INVITE$/i.test(headerValue(r, "cseq") ?? "")) return;
     if (this.#dialog !== undefined) this.#sendAck();
   }
 

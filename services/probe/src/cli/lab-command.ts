@@ -129,36 +129,24 @@ async function demo(name: string, durationS: number): Promise<void> {
       stdio: ["ignore", "pipe", "ignore"],
     },
   );
-  const received: string[] = [];
+  // Two feeds: a fault's event and the probe's state and health must stay on screen while results
+  // keep streaming in (one list of 12 pushed them out within seconds).
+  const feeds: Record<HqStream, string[]> = { control: [], results: [] };
+  const kept: Record<HqStream, number> = { control: 10, results: 6 };
   const probeLog: string[] = [];
   createInterface({ input: hq.stdout! }).on("line", (line) => {
-    try {
-      const m = JSON.parse(line) as { topic?: string; retain?: boolean; payload?: Record<string, unknown> };
-      if (!m.topic) return;
-      const p = m.payload ?? {};
-      const what = m.topic.endsWith("/state")
-        ? String(p.state)
-        : m.topic.includes("/results/")
-          ? `${String(p.status)} seq=${String(p.seq)}`
-          : m.topic.endsWith("/events")
-            ? `${String(p.area)} ${String(p.from)}→${String(p.to)}: ${String(p.reason)}`
-            : m.topic.endsWith("/health")
-              ? "areas updated"
-              : "";
-      received.push(
-        `${new Date().toISOString().slice(11, 19)} ${m.topic.replace(/^netprobe\/v1\/[^/]+\/[^/]+\//, "")}${m.retain ? " (retained)" : ""} ${what}`,
-      );
-      if (received.length > 12) received.shift();
-    } catch {
-      /* a partial line: ignore */
-    }
+    const entry = hqFeedEntry(line, new Date());
+    if (entry === undefined) return;
+    const feed = feeds[entry.stream];
+    feed.push(entry.text);
+    if (feed.length > kept[entry.stream]) feed.shift();
   });
   createInterface({ input: probe.stderr! }).on("line", (line) => {
     probeLog.push(line);
     if (probeLog.length > 3) probeLog.shift();
   });
 
-  const tty = process.stdout.isTTY;
+  const tty = process.stdout.isTTY === true;
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
@@ -176,7 +164,7 @@ async function demo(name: string, durationS: number): Promise<void> {
       `netprobe lab demo — lab ${name}; faults: ${FAULT_NAMES.map((f) => `${f}${lab.info.faults[f] ? " ON" : ""}`).join(", ")}`,
       `  (in another terminal: netprobe lab fault gateway-down on|off ${name === DEFAULT_LAB ? "" : `-n ${name}`})`,
       "",
-      "LED panel and last results (from the probe's database):",
+      `LED panel and last results (from the probe's database; netprobe status --db ${db}):`,
     ];
     try {
       lines.push(...formatStatus(readStatus(db), Date.now(), tty).map((l) => `  ${l}`));
@@ -185,8 +173,11 @@ async function demo(name: string, durationS: number): Promise<void> {
     }
     lines.push(
       "",
-      "Headquarters receives (MQTT, subscriber in the hq namespace):",
-      ...received.map((l) => `  ${l}`),
+      "Headquarters receives (MQTT, subscriber in the hq namespace) — events, state and health:",
+      ...(feeds.control.length > 0 ? feeds.control : ["(nothing yet)"]).map((l) => `  ${l}`),
+      "",
+      "  … and results:",
+      ...feeds.results.map((l) => `  ${l}`),
     );
     if (probe.exitCode !== null) lines.push("", `probe exited with ${probe.exitCode}:`, ...probeLog);
     if (tty) process.stdout.write(`\x1b[H\x1b[2J${lines.join("\n")}\n`);
@@ -203,6 +194,39 @@ async function demo(name: string, durationS: number): Promise<void> {
   process.once("SIGTERM", () => void stop());
   if (durationS > 0) setTimeout(() => void stop(), durationS * 1000);
   await new Promise(() => undefined);
+}
+
+/** Which of the demo's two headquarters feeds a message goes to. */
+export type HqStream = "control" | "results";
+
+/**
+ * One line of the demo's headquarters feed from a line of test/lab/hq-subscriber.ts (JSON with
+ * topic, retain and payload); undefined for anything else. Results go to their own feed.
+ */
+export function hqFeedEntry(line: string, at: Date): { stream: HqStream; text: string } | undefined {
+  let m: { topic?: unknown; retain?: unknown; payload?: unknown };
+  try {
+    m = JSON.parse(line) as typeof m;
+  } catch {
+    return undefined; // a partial line
+  }
+  if (typeof m !== "object" || m === null || typeof m.topic !== "string") return undefined;
+  const p = (typeof m.payload === "object" && m.payload !== null ? m.payload : {}) as Record<string, unknown>;
+  const topic = m.topic.replace(/^netprobe\/v1\/[^/]+\/[^/]+\//, "");
+  const stream: HqStream = topic.startsWith("results/") ? "results" : "control";
+  let what = "";
+  if (topic === "state") what = String(p.state);
+  else if (stream === "results") what = `${String(p.status)} seq=${String(p.seq)}`;
+  else if (topic === "events")
+    what = `${String(p.area)} ${String(p.from)}→${String(p.to)}: ${String(p.reason)}`;
+  else if (topic === "health") {
+    const areas = Object.entries((p.areas ?? {}) as Record<string, { state?: unknown }>);
+    const bad = areas.filter(([, a]) => a.state !== "ok" && a.state !== "off");
+    what =
+      bad.length === 0 ? "every area ok" : bad.map(([name, a]) => `${name} ${String(a.state)}`).join(", ");
+  }
+  const time = at.toISOString().slice(11, 19);
+  return { stream, text: `${time} ${topic}${m.retain === true ? " (retained)" : ""} ${what}`.trimEnd() };
 }
 
 function fail(message: string): never {

@@ -1,15 +1,17 @@
 import { existsSync } from "node:fs";
 import type { Area } from "../checks/check.ts";
 import type { HealthPayload, ResultPayload } from "../contract/payloads.ts";
-import { areaLook, describeLook, PANEL, parseLookName, type LedLook } from "../leds/led-table.ts";
+import { areaLook, describeLook, PANEL, parseLookName, statusLook, type LedLook } from "../leds/led-table.ts";
 import { renderPanel } from "../leds/terminal-panel.ts";
-import { HEALTH_STATE_KEY } from "../service.ts";
+import { HEALTH_STATE_KEY, UPLINK_STATE_KEY, type UplinkState } from "../service.ts";
 import { Store } from "../store/store.ts";
 
 /** What `netprobe status --json` prints. */
 export interface StatusReport {
   db: string;
   health: HealthPayload | null;
+  /** Whether the uplink was connected, as the service last saved it; null before it ever ran one. */
+  uplink: UplinkState | null;
   outbox: { rows: number; bytes: number; oldest_age_s: number | null; evicted: number };
   checks: Array<
     Pick<
@@ -32,6 +34,7 @@ export function readStatus(db: string): StatusReport {
     return {
       db,
       health: store.getState<HealthPayload>(HEALTH_STATE_KEY) ?? null,
+      uplink: store.getState<UplinkState>(UPLINK_STATE_KEY) ?? null,
       outbox: {
         rows: s.rows,
         bytes: s.bytes,
@@ -58,27 +61,38 @@ export function readStatus(db: string): StatusReport {
   }
 }
 
+/**
+ * How old the oldest queued row may be while the uplink is healthy: a row normally leaves within its
+ * PUBACK round trip plus the 20 ms acknowledgement batch (uplink/mqtt-link.ts), so a row this old
+ * means delivery has stalled even if the connection looks up. Rows merely waiting for their PUBACK
+ * are not "queuing" (they were, before: STATUS blinked amber on any row in the outbox).
+ */
+export const BACKLOG_NORMAL_DELAY_S = 10;
+
+/** Whether STATUS shows "headquarters unreachable": uplink down, or the backlog older than normal. */
+export function uplinkQueuing(r: Pick<StatusReport, "uplink" | "outbox">): boolean {
+  return r.uplink?.connected === false || (r.outbox.oldest_age_s ?? 0) > BACKLOG_NORMAL_DELAY_S;
+}
+
 /** The panel as LED looks, from a health snapshot. */
 export function ledsOf(
   health: HealthPayload | null,
   now: number,
-  uplinkQueued: boolean,
+  queuing: boolean,
 ): Partial<Record<Area | "status", LedLook>> {
   const leds: Partial<Record<Area | "status", LedLook>> = {};
   for (const [area, h] of Object.entries(health?.areas ?? {})) {
     // The service's own `led` honours its leds.recent_change; recomputed only for old snapshots.
     leds[area as Area] = parseLookName(h.led) ?? areaLook(h.state, Date.parse(h.since), now);
   }
-  leds.status = uplinkQueued
-    ? { colour: "amber", pattern: "fast-blink" }
-    : { colour: "green", pattern: "heartbeat" };
+  leds.status = statusLook(!queuing);
   return leds;
 }
 
 /** Human-readable status lines (also used by the lab's live view). */
 export function formatStatus(r: StatusReport, now: number, colour: boolean): string[] {
-  const leds = ledsOf(r.health, now, r.outbox.rows > 0);
-  const lines = [renderPanel(leds, now, colour)];
+  const leds = ledsOf(r.health, now, uplinkQueuing(r));
+  const lines = [renderPanel(leds, colour)];
   const driver = r.health?.leds;
   if (driver) {
     lines.push(
@@ -96,6 +110,9 @@ export function formatStatus(r: StatusReport, now: number, colour: boolean): str
     if (led === "status") {
       lines.push(
         `  ${"STATUS".padEnd(6)} ${look ? describeLook(look) : "off"}: ` +
+          (r.uplink === null
+            ? ""
+            : `headquarters ${r.uplink.connected ? "connected" : "unreachable"} since ${r.uplink.since}, `) +
           `${r.outbox.rows} queued (${r.outbox.bytes} B)` +
           (r.outbox.oldest_age_s === null ? "" : `, oldest ${r.outbox.oldest_age_s}s`) +
           `, ${r.outbox.evicted} evicted`,
@@ -129,7 +146,7 @@ export function statusCommand(db: string, json: boolean): number {
   }
   const report = readStatus(db);
   if (json) console.log(JSON.stringify(report, null, 2));
-  else console.log(formatStatus(report, Date.now(), process.stdout.isTTY).join("\n"));
+  else console.log(formatStatus(report, Date.now(), process.stdout.isTTY === true).join("\n"));
   const areas = Object.values(report.health?.areas ?? {});
   return areas.every((a) => a.state === "ok" || a.state === "off") ? 0 : 1;
 }

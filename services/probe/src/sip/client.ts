@@ -1,6 +1,7 @@
 // A minimal SIP user agent client over one connection: client transactions with the RFC 3261 §17.1
-// timers (A/B for INVITE, E/F for the rest), digest-authenticated retries, and a hook for requests
-// the far end sends (BYE, OPTIONS). Everything a check needs and nothing more.
+// timers (A/B for INVITE, E/F for the rest), the ACK of every non-2xx final response to an INVITE
+// (§17.1.1.3, again for each retransmission of it), digest-authenticated retries, and a hook for
+// requests the far end sends (BYE, OPTIONS). Everything a check needs and nothing more.
 
 import { randomBytes } from "node:crypto";
 import {
@@ -88,6 +89,11 @@ export class SipClient {
   readonly connection: SipConnection;
   readonly counters: ClientCounters = { malformed: 0, strayResponses: 0 };
   readonly #pending = new Map<string, Pending>();
+  /**
+   * ACKs sent for non-2xx final responses, by INVITE branch: a retransmission of that response
+   * (our ACK was lost) gets the same ACK again, as in the transaction's Completed state (§17.1.1.2).
+   */
+  readonly #acked = new Map<string, Buffer>();
   readonly #timers: SipTimers;
   #failure: SipTransportFailure | undefined;
   #onFailure: Array<(f: SipTransportFailure) => void> = [];
@@ -184,6 +190,9 @@ export class SipClient {
    * Runs one client transaction to its final response, its timeout (Timer B/F = 64·T1), a
    * transport failure or the abort signal. Retransmits over UDP per Timer A (INVITE: doubling
    * from T1, stops at the first provisional) or Timer E (others: doubling up to T2, then T2).
+   * Timer B runs only until the first provisional (§17.1.1.2): a ringing INVITE waits for its final
+   * response until the caller CANCELs it or aborts. A non-2xx final response to an INVITE is ACKed
+   * here, before the outcome is returned (§17.1.1.3).
    */
   transaction(
     spec: RequestSpec,
@@ -234,11 +243,15 @@ export class SipClient {
         onProvisional: (r) => {
           firstResponseMs ??= performance.now() - started;
           provisional = r;
-          if (invite) clearTimeout(retransmitTimer);
+          if (invite) {
+            clearTimeout(retransmitTimer);
+            clearTimeout(timeoutTimer);
+          }
           onProvisional?.(r);
         },
         resolve: (response) => {
           const elapsedMs = performance.now() - started;
+          if (invite && response.status >= 300) this.#ackFailure(spec, branch, response);
           finish({
             kind: "response",
             response,
@@ -256,6 +269,28 @@ export class SipClient {
 
   close(): void {
     this.connection.close();
+  }
+
+  /**
+   * The ACK of a non-2xx final response (RFC 3261 §17.1.1.3): the INVITE's Request-URI, From,
+   * Call-ID, CSeq number and Route headers, its branch, and the To of the response (with its tag).
+   */
+  #ackFailure(invite: RequestSpec, branch: string, response: SipResponse): void {
+    const routes = (invite.headers ?? []).filter(([name]) => name.toLowerCase() === "route");
+    const ack = this.build(
+      {
+        method: "ACK",
+        uri: invite.uri,
+        from: invite.from,
+        to: headerValue(response, "to") ?? invite.to,
+        callId: invite.callId,
+        cseq: invite.cseq,
+        headers: routes,
+      },
+      branch,
+    ).data;
+    this.#acked.set(branch, ack);
+    this.sendRaw(ack);
   }
 
   #failed(failure: SipTransportFailure): void {
@@ -280,6 +315,11 @@ export class SipClient {
     const pending =
       branch === undefined || cseq === undefined ? undefined : this.#pending.get(`${branch} ${cseq.method}`);
     if (pending === undefined) {
+      const ack = branch === undefined ? undefined : this.#acked.get(branch);
+      if (ack !== undefined && cseq?.method === "INVITE" && message.status >= 300) {
+        this.sendRaw(ack); // the final response again: our ACK was lost
+        return;
+      }
       this.counters.strayResponses++;
       this.onStrayResponse(message);
       return;

@@ -1,0 +1,31 @@
+// Runs one check once inside a lab namespace the way `netprobe check` runs it: options as in a
+// config file (JSON, defaults filled in), its measurement back as JSON.
+import { join } from "node:path";
+import type { Lab } from "../../scripts/lab/lab.ts";
+import type { LabHost } from "../../scripts/lab/topology.ts";
+import type { Measurement } from "../../services/probe/src/checks/check.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+/** One run of check `kind` against `target` from `host` (the probe by default). */
+export async function runCheckIn(
+  lab: Lab,
+  kind: string,
+  target: string,
+  options: Record<string, unknown> = {},
+  { host = "probe", timeoutMs = 15_000 }: { host?: LabHost; timeoutMs?: number } = {},
+): Promise<Measurement> {
+  const code = `
+    const { checkKind } = await import(${JSON.stringify(join(ROOT, "services/probe/src/checks/registry.ts"))});
+    const { Value } = await import("@sinclair/typebox/value");
+    const { silentLogger } = await import(${JSON.stringify(join(ROOT, "services/probe/src/log.ts"))});
+    const k = checkKind(${JSON.stringify(kind)});
+    const opts = Value.Default(k.options, ${JSON.stringify(options)});
+    const m = await k.run(${JSON.stringify(target)}, opts, { log: silentLogger() }, AbortSignal.timeout(${timeoutMs}));
+    console.log(JSON.stringify(m));`;
+  const r = await lab.exec(host, [process.execPath, "--input-type=module", "-e", code], {
+    timeoutMs: timeoutMs + 15_000,
+  });
+  if (r.code !== 0) throw new Error(`check ${kind} ${target} failed to run: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Measurement;
+}
