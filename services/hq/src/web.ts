@@ -37,6 +37,7 @@ export interface StreamCounters {
   /** Refused because http.sse_clients were connected. */
   sse_refused: number;
 }
+// (meta also reports sse_queued_bytes: what the connected clients have not read yet.)
 
 /** The running web server. */
 export interface FleetWeb {
@@ -87,6 +88,11 @@ export async function serveFleetWeb(
     }
     c.write(frame);
   };
+  const queued = (): number => {
+    let n = 0;
+    for (const c of clients.keys()) n += c.writableLength;
+    return n;
+  };
   const pushAll = (frame: string): void => {
     for (const c of [...clients.keys()]) push(c, frame);
   };
@@ -96,7 +102,7 @@ export async function serveFleetWeb(
     now: Date.now(),
     link: link(),
     counters: fleet.counters,
-    web: { ...access.counters, ...streams, sse_clients: clients.size },
+    web: { ...access.counters, ...streams, sse_clients: clients.size, sse_queued_bytes: queued() },
     probes: fleet.size,
   });
   const flush = (keys: Set<string>): void => {
@@ -346,7 +352,8 @@ export async function serveFleetWeb(
         res.write(snapshotFrame());
         res.write(`event: meta\ndata: ${JSON.stringify(meta())}\n\n`);
         clients.set(res, who);
-        req.on("close", () => clients.delete(res));
+        // res, not req: a bodyless request ends (and closes) at once; the response closes with the socket.
+        res.on("close", () => clients.delete(res));
         return;
       }
       default:
