@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, describe, expect, it } from "vitest";
-import { credentialsFile, labCredentials } from "../../scripts/lab/broker-tls.ts";
+import { credentialsFile, labCredentials, tlsDir } from "../../scripts/lab/broker-tls.ts";
 import { ADDR } from "../../scripts/lab/lab.ts";
 import { EXAMPLES } from "../../services/probe/src/contract/examples.ts";
 import type {
@@ -19,6 +19,7 @@ import type {
   ResultPayload,
 } from "../../services/probe/src/contract/payloads.ts";
 import type { ProbePage } from "../../services/hq/src/fleet.ts";
+import { hashPassword } from "../../services/hq/src/web-access.ts";
 import { useLab } from "../lab/lab-fixture.ts";
 import { exited, startProbe, waitFor } from "../lab/probe-harness.ts";
 
@@ -323,5 +324,74 @@ describe("HQ under attack", () => {
       );
     });
     expect(hq.exitCode).toBeNull();
+  });
+
+  it("over TLS a user logs in with a Secure session cookie, by the configured name only", async () => {
+    // A second HQ serving HTTPS with the lab's server certificate (SAN hq.lab.example), one user.
+    const c = labCredentials(lab().info.dir, "hq");
+    const tls = tlsDir(lab().info.dir);
+    const config = join(lab().info.dir, "hq-tls.yaml");
+    writeFileSync(
+      config,
+      JSON.stringify({
+        broker: { url: c.url, username: c.username, password: c.password, ca_file: c.ca_file },
+        http: {
+          host: ADDR.hq4,
+          port: 8443,
+          allowed_hosts: ["hq.lab.example"],
+          tls: { cert_file: join(tls, "broker.pem"), key_file: join(tls, "broker.key") },
+        },
+        auth: {
+          token_file: join(lab().info.dir, "hq-tls-token"),
+          users: [
+            { name: "alice", role: "viewer", password_hash: await hashPassword("correct horse battery") },
+          ],
+        },
+      }),
+      { mode: 0o600 },
+    );
+    const log: string[] = [];
+    const hqTls = lab().spawn(
+      "hq",
+      [process.execPath, CLI, "hq", "serve", "--config", config, "--cert", c.cert_file, "--key", c.key_file],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    children.push(hqTls);
+    createInterface({ input: hqTls.stderr! }).on("line", (l) => log.push(l));
+    await waitFor("HTTPS HQ serving", 15_000, () => log.some((l) => l.includes("serving the fleet page")));
+    const https = async (path: string, args: string[] = []) => {
+      const r = await lab().exec(
+        "hq",
+        [
+          "curl",
+          ...["-s", "--max-time", "5", "-D", "-", "--cacert", c.ca_file],
+          ...["--resolve", `hq.lab.example:8443:${ADDR.hq4}`],
+          ...args,
+          `https://hq.lab.example:8443${path}`,
+        ],
+        { timeoutMs: 8000 },
+      );
+      return { status: Number(/^HTTP\/[\d.]+ (\d+)/.exec(r.stdout)?.[1] ?? 0), text: r.stdout };
+    };
+    expect((await https("/api/fleet")).status).toBe(401);
+    const bad = await https("/login", ["--data", "user=alice&password=wrong"]);
+    expect(bad.status).toBe(401);
+    const ok = await https("/login", ["--data", "user=alice&password=correct%20horse%20battery"]);
+    expect(ok.status).toBe(303);
+    const setCookie = /^set-cookie: (.*)$/im.exec(ok.text)?.[1] ?? "";
+    console.log(`HTTPS login: ${setCookie.replace(/=[^;]+;/, "=…;")}`);
+    expect(setCookie).toMatch(/HttpOnly; SameSite=Strict; Max-Age=\d+; Secure/);
+    expect(ok.text).toMatch(/^strict-transport-security: max-age=/im);
+    const session = setCookie.split(";")[0]!;
+    const me = await https("/api/session", ["-H", `Cookie: ${session}`]);
+    expect(me.status).toBe(200);
+    expect(me.text).toContain('{"user":"alice","role":"viewer","via":"session"}');
+    // A valid cookie does not make a foreign Host name acceptable.
+    expect(
+      (await https("/api/session", ["-H", `Cookie: ${session}`, "-H", "Host: evil.example"])).status,
+    ).toBe(421);
+    // Logged out, the cookie is worthless.
+    expect((await https("/logout", ["-X", "POST", "-H", `Cookie: ${session}`])).status).toBe(303);
+    expect((await https("/api/session", ["-H", `Cookie: ${session}`])).status).toBe(401);
   });
 });
