@@ -16,6 +16,16 @@ export default defineConfig({
         },
       },
       {
+        // The attack suite (test/security/): attacks on the real HQ in the lab; one file at a time.
+        test: {
+          name: "security",
+          include: ["test/security/**/*.test.ts"],
+          fileParallelism: false,
+          testTimeout: 240_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
         // The fault suite (test/fault/): the real service against broker outages, kill -9, disk
         // full…; long rows, one file at a time. NETPROBE_FAULT_LONG=1 runs the full durations.
         test: {

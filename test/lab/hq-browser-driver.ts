@@ -5,6 +5,7 @@
 //   {id, op:"goto", url}                 → {id, ok}
 //   {id, op:"wait", selector, timeoutMs} → {id, ok, at}     at: Date.now() when it first matched
 //   {id, op:"click", selector}           → {id, ok}
+//   {id, op:"fill", selector, value}     → {id, ok}       types into a form field (the login form)
 //   {id, op:"text", selector}            → {id, ok, text}
 //   {id, op:"shot", path}                → {id, ok, path}  full-page PNG
 // The first line printed is {ready:true} (or {ready:false, error}).
@@ -16,11 +17,12 @@ import { chromium, type BrowserContext, type Page } from "playwright-core";
 
 interface Cmd {
   id: number;
-  op: "goto" | "wait" | "click" | "text" | "shot";
+  op: "goto" | "wait" | "click" | "fill" | "text" | "shot";
   url?: string;
   selector?: string;
   timeoutMs?: number;
   path?: string;
+  value?: string;
 }
 
 const out = (m: unknown): void => void process.stdout.write(`${JSON.stringify(m)}\n`);
@@ -72,6 +74,10 @@ async function main(): Promise<void> {
           break;
         case "click":
           await page.click(cmd.selector!, { timeout: 5000 });
+          out({ id: cmd.id, ok: true });
+          break;
+        case "fill":
+          await page.fill(cmd.selector!, cmd.value ?? "", { timeout: 5000 });
           out({ id: cmd.id, ok: true });
           break;
         case "text":

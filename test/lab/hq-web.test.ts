@@ -3,9 +3,11 @@
 // (test/lab/hq-browser-driver.ts), the real probe runs in the probe namespace. What an operator
 // at the wall screen would check: the probe's tile appears when it comes online, its WAN LED turns
 // red after a WAN outage within 3 s of the health message reaching HQ, and the tile shows offline
-// (from the MQTT will) once the probe is killed. Screenshots go to test-artifacts/.
+// (from the MQTT will) once the probe is killed. HQ is hostile by default (docs/hq.md, "Access"):
+// the browser first gets the login form and logs in with HQ's access token, as an operator would.
+// Screenshots go to test-artifacts/.
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, describe, expect, it } from "vitest";
@@ -68,6 +70,7 @@ function startBrowser(lab: ReturnType<ReturnType<typeof useLab>>) {
     wait: async (selector: string, timeoutMs: number) =>
       (await must({ op: "wait", selector, timeoutMs })).at!,
     click: (selector: string) => must({ op: "click", selector }),
+    fill: (selector: string, value: string) => must({ op: "fill", selector, value }),
     text: async (selector: string) => (await must({ op: "text", selector })).text ?? "",
     shot: (name: string) => must({ op: "shot", path: join(ARTIFACTS, `hq-web-${name}.png`) }),
   };
@@ -85,10 +88,18 @@ describe("HQ fleet page in headless Chromium", () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     const c = labCredentials(lab().info.dir, "hq");
     const hqLog: string[] = [];
-    const brokerArgs = [
-      ...["--url", c.url, "--username", c.username, "--password", c.password],
-      ...["--ca", c.ca_file, "--cert", c.cert_file, "--key", c.key_file],
-    ];
+    // Secrets in a config file, not on the command line (`--password` is refused: it shows in ps).
+    const tokenFile = join(lab().info.dir, "hq-token");
+    const config = join(lab().info.dir, "hq-web.yaml");
+    writeFileSync(
+      config,
+      JSON.stringify({
+        broker: { url: c.url, username: c.username, password: c.password, ca_file: c.ca_file },
+        auth: { token_file: tokenFile },
+      }),
+      { mode: 0o600 },
+    );
+    const brokerArgs = ["--config", config, "--cert", c.cert_file, "--key", c.key_file];
     const hq = lab().spawn(
       "hq",
       [process.execPath, CLI, "hq", "serve", ...brokerArgs, ...["--host", ADDR.hq4, "--port", String(PORT)]],
@@ -115,7 +126,12 @@ describe("HQ fleet page in headless Chromium", () => {
     const ready = await browser.ready;
     expect(ready, `Chromium did not start: ${ready.error}`).toMatchObject({ ready: true });
     await browser.goto(`http://${ADDR.hq4}:${PORT}/`);
+    // No session yet: the login form. The token HQ generated (mode 0600) logs in, user left empty.
+    await browser.wait("form#login", 5000);
+    await browser.fill("#password", readFileSync(tokenFile, "utf8").trim());
+    await browser.click("#submit");
     await browser.wait("#no-probes:not([hidden])", 5000);
+    expect(await browser.text("#who")).toBe("operator (operator)");
 
     // 1. The probe comes online → its tile appears, online; the areas get their verdicts.
     const probe = startProbe(lab());
@@ -180,6 +196,6 @@ describe("HQ fleet page in headless Chromium", () => {
 
     // The page and HQ never crashed, and the service's counters made it to the page.
     expect(hq.exitCode).toBeNull();
-    expect(await browser.text("#counters")).toMatch(/\d+ results · \d+ duplicates · 0 malformed/);
+    expect(await browser.text("#counters")).toMatch(/\d+ results · \d+ duplicates · 0 malformed · 0 dropped/);
   });
 });

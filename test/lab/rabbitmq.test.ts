@@ -60,18 +60,36 @@ function startHqService(lab: Lab, rabbit: RabbitMq) {
       "  client_id: hq-rabbit # persistent session: results queue at the broker while HQ is away",
       "  protocol_version: 4",
       "http: { host: 127.0.0.1, port: 8080 }",
+      `auth: { token_file: ${join(lab.info.dir, "hq-token")} }`,
       "",
     ].join("\n"),
   );
+  // HQ's API needs its token (docs/hq.md, "Access"); curl reads the header from a file, not argv.
+  const header = join(lab.info.dir, "hq-auth-header");
   const child = lab.spawn("hq", [process.execPath, CLI, "hq", "serve", "--config", file], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   const log: string[] = [];
   createInterface({ input: child.stderr! }).on("line", (l) => log.push(l));
   const get = async <T>(path: string): Promise<T | undefined> => {
-    const r = await lab.exec("hq", ["curl", "-sf", "--max-time", "2", `${HQ_PAGE}${path}`], {
-      timeoutMs: 3000,
-    });
+    try {
+      writeFileSync(
+        header,
+        `Authorization: Bearer ${readFileSync(join(lab.info.dir, "hq-token"), "utf8").trim()}\n`,
+        {
+          mode: 0o600,
+        },
+      );
+    } catch {
+      return undefined; // HQ has not written its token yet
+    }
+    const r = await lab.exec(
+      "hq",
+      ["curl", "-sf", "--max-time", "2", "-H", `@${header}`, `${HQ_PAGE}${path}`],
+      {
+        timeoutMs: 3000,
+      },
+    );
     return r.code === 0 ? (JSON.parse(r.stdout) as T) : undefined;
   };
   /** Polls the API until `fn` accepts the answer. */

@@ -123,7 +123,7 @@ describe("HQ subscriptions and config", () => {
 
   it("flags over file defaults; a shared group without MQTT 5 is refused", () => {
     const c = loadHqConfig({ url: "mqtt://192.0.2.5:1883", port: "9000" }, {});
-    expect(c.http).toEqual({ host: "127.0.0.1", port: 9000 });
+    expect(c.http).toMatchObject({ host: "127.0.0.1", port: 9000 });
     expect(c.broker.protocol_version).toBe(5);
     expect(() => loadHqConfig({ url: "mqtt://x", group: "g", mqtt3: true }, {})).toThrow(HqConfigError);
     expect(() => loadHqConfig({}, {})).toThrow(/broker/);

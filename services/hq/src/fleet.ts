@@ -3,9 +3,13 @@
 // Pure and synchronous: the MQTT side hands it (topic, payload, receive time), the web page and
 // `netprobe hq watch` read snapshots and listen for changes. A malformed message never throws out
 // of ingest(): it is counted by reason and reported to the caller, and the state stays as it was.
+// Every probe is treated as possibly compromised (docs/hq.md, "Bounds"): what one probe can make
+// HQ keep is capped — payload size, checks (only those named in its retained config), string
+// lengths, metrics per result, message rate — and everything refused is counted.
 import { EventEmitter } from "node:events";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import type { TSchema } from "@sinclair/typebox";
+import { CHECK_NAME_PATTERN } from "../../probe/src/config/schema.ts";
 import {
   ConfigPayload,
   EventPayload,
@@ -28,11 +32,24 @@ import {
 export const TOPIC_ROOT = "netprobe/v1/";
 /** The fleet subscription (wrapped in `$share/<group>/` when several HQ instances split the load). */
 export const FLEET_FILTER = `${TOPIC_ROOT}+/+/#`;
-/** Largest payload HQ parses; a bigger one is counted as malformed (too_large). */
-export const MAX_PAYLOAD_BYTES = 1024 * 1024;
+/** Default largest payload HQ parses; a bigger one is counted as malformed (too_large). */
+export const MAX_PAYLOAD_BYTES = 128 * 1024;
+/** Longest site, probe, kind, target or error code HQ keeps; longer ones are cut (and counted). */
+export const MAX_NAME_CHARS = 256;
+/** Longest free text (error messages, area reasons) HQ keeps. */
+export const MAX_TEXT_CHARS = 1024;
+/** Most metrics HQ keeps of one result (the largest check reports about 20). */
+export const MAX_METRICS = 48;
 
 /** Why a message was not taken into the state. */
 export type RejectReason = "bad_topic" | "too_large" | "bad_json" | "invalid_payload" | "mismatch";
+
+/** Why a well-formed message was dropped by a bound (docs/hq.md, "Bounds"). */
+export type DropReason =
+  "rate_limited" | "unknown_check" | "too_many_checks" | "too_many_probes" | "truncated";
+
+/** The outcome reason of ingest() when it did not take a message. */
+export type RefuseReason = RejectReason | DropReason;
 
 /** One result as HQ keeps it (the envelope, minus what the tile never shows). */
 export interface ResultPoint {
@@ -47,6 +64,9 @@ export interface ResultPoint {
   duration_ms: number;
   metrics: Record<string, number>;
   error?: { code: string; message: string };
+  /** The probe's boot; with mono_ms it orders results across a restarted seq (docs/hq.md). */
+  boot_id: string;
+  mono_ms: number;
   /** HQ clock, ms since epoch. */
   received_at: number;
 }
@@ -96,11 +116,20 @@ export interface ProbeView {
   events: FleetEvent[];
   results_total: number;
   duplicates: number;
+  /** Messages of this probe dropped by a bound (rate, unknown or too many checks). */
+  dropped: number;
 }
 
 /** A probe plus its per-check result history (the drill-down). */
 export interface ProbeDetail extends ProbeView {
   checks: CheckHistory[];
+}
+
+/** One page of a probe's checks: `next_cursor` is the last check name, null on the last page. */
+export interface ProbePage extends ProbeView {
+  checks: CheckHistory[];
+  checks_total: number;
+  next_cursor: string | null;
 }
 
 /** Counters of the whole service. */
@@ -110,6 +139,9 @@ export interface FleetCounters {
   duplicates: number;
   malformed: number;
   malformed_by_reason: Record<RejectReason, number>;
+  /** Well-formed messages refused by a bound, and strings cut to length. */
+  dropped: number;
+  dropped_by_reason: Record<DropReason, number>;
   replies: number;
 }
 
@@ -124,7 +156,7 @@ export interface FleetChange {
 /** Outcome of one ingest(). */
 export type IngestOutcome =
   | { ok: true; key: string; part: FleetChange["part"] | "ignored" }
-  | { ok: false; reason: RejectReason; topic: string; detail: string };
+  | { ok: false; reason: RefuseReason; topic: string; detail: string };
 
 /** Sizes of the in-memory history. */
 export interface FleetLimits {
@@ -134,9 +166,31 @@ export interface FleetLimits {
   eventsPerProbe: number;
   /** Result ids remembered per probe for duplicate detection. */
   dedupPerProbe: number;
+  /** Checks kept per probe (within those its retained config names, when it has one). */
+  checksPerProbe: number;
+  /** Probes kept; messages of further ones are dropped. */
+  probes: number;
+  /** Largest payload parsed, bytes. */
+  payloadBytes: number;
+  /** Messages per probe per second, sustained (a token bucket)… */
+  ratePerProbe: number;
+  /** …and the burst it allows (an outbox drained after an outage). */
+  burstPerProbe: number;
 }
 
-const DEFAULT_LIMITS: FleetLimits = { resultsPerCheck: 120, eventsPerProbe: 20, dedupPerProbe: 4096 };
+/** The default bounds (docs/hq.md, "Bounds"). */
+export const DEFAULT_LIMITS: FleetLimits = {
+  resultsPerCheck: 120,
+  eventsPerProbe: 20,
+  dedupPerProbe: 4096,
+  checksPerProbe: 100,
+  probes: 10_000,
+  payloadBytes: MAX_PAYLOAD_BYTES,
+  ratePerProbe: 500,
+  burstPerProbe: 20_000,
+};
+
+const CHECK_NAME = new RegExp(CHECK_NAME_PATTERN);
 
 const checkers: Record<FleetChange["part"], TypeCheck<TSchema>> = {
   state: TypeCompiler.Compile(StatePayload),
@@ -175,6 +229,32 @@ interface ProbeRecord {
   checks: Map<string, CheckHistory>;
   ids: RecentIds;
   recentMs: number;
+  /** Check names of the retained config; null until one arrives (then only the count is capped). */
+  configured: Set<string> | null;
+  tokens: number;
+  tokensAt: number;
+}
+
+/** Cuts a string to `max` characters; `cut()` is called when it had to. */
+function bound(s: string, max: number, cut: () => void): string {
+  if (s.length <= max) return s;
+  cut();
+  return `${s.slice(0, max - 1)}…`;
+}
+
+/** Cross-boot order by wall clock, unless the probe's clock was not set (then HQ's arrival). */
+function wallMs(p: ResultPoint, clock: ResultPayload["clock"]): number {
+  const t = Date.parse(p.started_at);
+  return clock === "unsynced" || Number.isNaN(t) ? p.received_at : t;
+}
+
+/**
+ * True when `a` ran before `b`. Within one boot the monotonic clock orders results (seq too, but
+ * the store may restart seq at 1 when its buffer is replaced); across boots the wall clock does.
+ */
+function ranBefore(a: ResultPoint & { wall: number }, b: ResultPoint & { wall: number }): boolean {
+  if (a.boot_id === b.boot_id) return a.mono_ms !== b.mono_ms ? a.mono_ms < b.mono_ms : a.seq < b.seq;
+  return a.wall < b.wall;
 }
 
 /** Events: `change` after every accepted message. */
@@ -192,6 +272,14 @@ export class Fleet extends EventEmitter<FleetEvents> {
     duplicates: 0,
     malformed: 0,
     malformed_by_reason: { bad_topic: 0, too_large: 0, bad_json: 0, invalid_payload: 0, mismatch: 0 },
+    dropped: 0,
+    dropped_by_reason: {
+      rate_limited: 0,
+      unknown_check: 0,
+      too_many_checks: 0,
+      too_many_probes: 0,
+      truncated: 0,
+    },
     replies: 0,
   };
 
@@ -206,8 +294,15 @@ export class Fleet extends EventEmitter<FleetEvents> {
     try {
       const out = this.#ingest(topic, payload, now);
       if (!out.ok) {
-        this.counters.malformed++;
-        this.counters.malformed_by_reason[out.reason]++;
+        if (out.reason in this.counters.dropped_by_reason) {
+          this.counters.dropped++;
+          this.counters.dropped_by_reason[out.reason as DropReason]++;
+          const rec = this.#probes.get(out.topic.split("/").slice(2, 4).join("/"));
+          if (rec) rec.view.dropped++;
+        } else {
+          this.counters.malformed++;
+          this.counters.malformed_by_reason[out.reason as RejectReason]++;
+        }
       }
       return out;
     } catch (err) {
@@ -218,7 +313,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
   }
 
   #ingest(topic: string, payload: Buffer | string, now: number): IngestOutcome {
-    const bad = (reason: RejectReason, detail: string): IngestOutcome => ({
+    const bad = (reason: RefuseReason, detail: string): IngestOutcome => ({
       ok: false,
       reason,
       topic,
@@ -232,7 +327,13 @@ export class Fleet extends EventEmitter<FleetEvents> {
     // Commands are HQ's own; HQ reads them only because the wildcard covers them.
     if (kind === "cmd") return { ok: true, key, part: "ignored" };
     const size = typeof payload === "string" ? Buffer.byteLength(payload) : payload.length;
-    if (size > MAX_PAYLOAD_BYTES) return bad("too_large", `${size} bytes`);
+    if (size > this.#limits.payloadBytes) return bad("too_large", `${size} bytes`);
+    if (site.length > MAX_NAME_CHARS || probe.length > MAX_NAME_CHARS)
+      return bad("bad_topic", "site or probe name too long");
+    const known = this.#probes.get(key);
+    if (!known && this.#probes.size >= this.#limits.probes)
+      return bad("too_many_probes", `already ${this.#probes.size} probes`);
+    if (known && !this.#take(known, now)) return bad("rate_limited", `over ${this.#limits.ratePerProbe}/s`);
     // An empty retained message clears a topic at the broker (a decommissioned probe).
     if (size === 0) {
       if (kind === "state" && sub === undefined) {
@@ -266,29 +367,63 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
     const rec = this.#record(site, probe, now);
     const v = rec.view;
+    const cut = () => {
+      this.counters.dropped++;
+      this.counters.dropped_by_reason.truncated++;
+    };
     switch (part) {
       case "state": {
         const p = body as StatePayload;
         v.state = p.state;
         v.state_at = now;
-        v.version = p.version;
-        v.boot_id = p.boot_id;
+        v.version = bound(p.version, MAX_NAME_CHARS, cut);
+        v.boot_id = bound(p.boot_id, MAX_NAME_CHARS, cut);
         v.started_at = p.started_at;
         break;
       }
-      case "health":
-        v.health = body as HealthPayload;
+      case "health": {
+        // Only the panel's areas are kept, their strings cut: the rest is the probe's to say.
+        const p = body as HealthPayload;
+        const areas: HealthPayload["areas"] = {};
+        for (const led of PANEL) {
+          const a = p.areas[led];
+          if (a)
+            areas[led] = {
+              ...a,
+              led: bound(a.led, MAX_NAME_CHARS, cut),
+              last_result_id: a.last_result_id === null ? null : bound(a.last_result_id, MAX_NAME_CHARS, cut),
+              reason: bound(a.reason, MAX_TEXT_CHARS, cut),
+            };
+        }
+        const leds = p.leds && {
+          requested: bound(p.leds.requested, MAX_NAME_CHARS, cut),
+          backend: bound(p.leds.backend, MAX_NAME_CHARS, cut),
+          problem: p.leds.problem === null ? null : bound(p.leds.problem, MAX_TEXT_CHARS, cut),
+        };
+        v.health = { ...p, boot_id: bound(p.boot_id, MAX_NAME_CHARS, cut), areas, ...(leds ? { leds } : {}) };
         v.health_at = now;
         break;
+      }
       case "config": {
         const p = body as ConfigPayload;
         v.config_hash = p.config_hash;
         rec.recentMs = p.config.leds.recent_change_ms;
+        // From now on only the checks this config names are kept; histories of removed ones go.
+        rec.configured = new Set(p.config.checks.slice(0, this.#limits.checksPerProbe).map((c) => c.name));
+        for (const name of rec.checks.keys()) if (!rec.configured.has(name)) rec.checks.delete(name);
         break;
       }
       case "event": {
         const p = body as EventPayload;
-        v.events.unshift({ ...p, site, probe, received_at: now });
+        v.events.unshift({
+          ...p,
+          boot_id: bound(p.boot_id, MAX_NAME_CHARS, cut),
+          reason: bound(p.reason, MAX_TEXT_CHARS, cut),
+          result_id: p.result_id === null ? null : bound(p.result_id, MAX_NAME_CHARS, cut),
+          site,
+          probe,
+          received_at: now,
+        });
         if (v.events.length > this.#limits.eventsPerProbe) v.events.length = this.#limits.eventsPerProbe;
         break;
       }
@@ -298,7 +433,14 @@ export class Fleet extends EventEmitter<FleetEvents> {
       case "result": {
         const p = body as ResultPayload;
         if (p.site !== site || p.probe !== probe || p.check !== sub)
-          return bad("mismatch", `payload names ${p.site}/${p.probe} check ${p.check}`);
+          return bad("mismatch", `payload names ${bound(p.site, 64, cut)}/${bound(p.probe, 64, cut)}`);
+        if (!CHECK_NAME.test(p.check)) return bad("invalid_payload", "/check: not a check name");
+        let h = rec.checks.get(p.check);
+        if (!h && rec.configured && !rec.configured.has(p.check))
+          return bad("unknown_check", `${p.check} is not in the probe's config`);
+        if (!h && rec.checks.size >= this.#limits.checksPerProbe)
+          return bad("too_many_checks", `already ${rec.checks.size} checks`);
+        if (p.id.length > MAX_NAME_CHARS) return bad("invalid_payload", "/id: too long");
         if (!rec.ids.add(p.id)) {
           this.counters.duplicates++;
           v.duplicates++;
@@ -307,32 +449,49 @@ export class Fleet extends EventEmitter<FleetEvents> {
         }
         this.counters.results++;
         v.results_total++;
-        let h = rec.checks.get(p.check);
+        const kind = bound(p.kind, MAX_NAME_CHARS, cut);
+        const target = bound(p.target, MAX_NAME_CHARS, cut);
         if (!h) {
-          h = { check: p.check, kind: p.kind, area: p.area, target: p.target, results: [] };
+          h = { check: p.check, kind, area: p.area, target, results: [] };
           rec.checks.set(p.check, h);
         }
-        h.kind = p.kind;
+        h.kind = kind;
         h.area = p.area;
-        h.target = p.target;
-        const point: ResultPoint = {
+        h.target = target;
+        const metricNames = Object.keys(p.metrics);
+        if (metricNames.length > MAX_METRICS) cut();
+        const metrics: Record<string, number> = {};
+        for (const m of metricNames.slice(0, MAX_METRICS)) metrics[bound(m, 64, cut)] = p.metrics[m]!;
+        const point: ResultPoint & { wall: number } = {
           id: p.id,
           seq: p.seq,
           check: p.check,
-          kind: p.kind,
+          kind,
           area: p.area,
-          target: p.target,
+          target,
           status: p.status,
           started_at: p.started_at,
           duration_ms: p.duration_ms,
-          metrics: p.metrics,
-          ...(p.error ? { error: p.error } : {}),
+          metrics,
+          ...(p.error
+            ? {
+                error: {
+                  code: bound(p.error.code, MAX_NAME_CHARS, cut),
+                  message: bound(p.error.message, MAX_TEXT_CHARS, cut),
+                },
+              }
+            : {}),
+          boot_id: bound(p.boot_id, MAX_NAME_CHARS, cut),
+          mono_ms: p.mono_ms,
           received_at: now,
+          wall: 0,
         };
-        // Results arrive in seq order except after a reconnect's replay: keep the buffer sorted.
-        const r = h.results;
+        point.wall = wallMs(point, p.clock);
+        // Results arrive in order except after a reconnect's replay: keep the buffer sorted by when
+        // they ran (ranBefore: not by seq alone, which restarts with a new buffer).
+        const r = h.results as Array<ResultPoint & { wall: number }>;
         let i = r.length;
-        while (i > 0 && r[i - 1]!.seq > point.seq) i--;
+        while (i > 0 && ranBefore(point, r[i - 1]!)) i--;
         r.splice(i, 0, point);
         if (r.length > this.#limits.resultsPerCheck) r.shift();
         break;
@@ -341,6 +500,16 @@ export class Fleet extends EventEmitter<FleetEvents> {
     v.last_seen = now;
     this.emit("change", { key, part, at: now });
     return { ok: true, key, part };
+  }
+
+  /** Takes one token of the probe's bucket; false when it is empty. */
+  #take(rec: ProbeRecord, now: number): boolean {
+    const { ratePerProbe: rate, burstPerProbe: burst } = this.#limits;
+    rec.tokens = Math.min(burst, rec.tokens + ((now - rec.tokensAt) / 1000) * rate);
+    rec.tokensAt = now;
+    if (rec.tokens < 1) return false;
+    rec.tokens--;
+    return true;
   }
 
   #record(site: string, probe: string, now: number): ProbeRecord {
@@ -364,10 +533,14 @@ export class Fleet extends EventEmitter<FleetEvents> {
           events: [],
           results_total: 0,
           duplicates: 0,
+          dropped: 0,
         },
         checks: new Map(),
         ids: new RecentIds(this.#limits.dedupPerProbe),
         recentMs: RECENT_CHANGE_MS,
+        configured: null,
+        tokens: this.#limits.burstPerProbe - 1,
+        tokensAt: now,
       };
       this.#probes.set(key, rec);
     }
@@ -379,10 +552,12 @@ export class Fleet extends EventEmitter<FleetEvents> {
     return this.#probes.size;
   }
 
-  /** Every probe, sorted by site then probe, with its panel as of `now`. */
-  list(now: number = Date.now()): ProbeView[] {
+  /** Every probe, sorted by site then probe, with its panel as of `now`; `after`/`limit` page it. */
+  list(now: number = Date.now(), after?: string, limit: number = Infinity): ProbeView[] {
     return [...this.#probes.values()]
+      .filter((r) => after === undefined || r.view.key > after)
       .sort((a, b) => (a.view.key < b.view.key ? -1 : a.view.key > b.view.key ? 1 : 0))
+      .slice(0, limit)
       .map((r) => this.#view(r, now));
   }
 
@@ -390,9 +565,29 @@ export class Fleet extends EventEmitter<FleetEvents> {
   get(key: string, now: number = Date.now()): ProbeDetail | undefined {
     const r = this.#probes.get(key);
     if (!r) return undefined;
+    return { ...this.#view(r, now), checks: [...r.checks.values()].map(historyOf) };
+  }
+
+  /**
+   * One page of a probe's checks, sorted by name: those after `after`, at most `limit`, each with
+   * its last `results` results. Undefined when the probe is unknown.
+   */
+  page(
+    key: string,
+    opts: { after?: string; limit: number; results: number },
+    now: number = Date.now(),
+  ): ProbePage | undefined {
+    const r = this.#probes.get(key);
+    if (!r) return undefined;
+    const names = [...r.checks.keys()].sort();
+    const from = opts.after === undefined ? 0 : names.findIndex((n) => n > opts.after!);
+    const shown = from < 0 ? [] : names.slice(from, from + opts.limit);
+    const last = shown.at(-1);
     return {
       ...this.#view(r, now),
-      checks: [...r.checks.values()].map((h) => ({ ...h, results: [...h.results] })),
+      checks: shown.map((n) => historyOf(r.checks.get(n)!, opts.results)),
+      checks_total: names.length,
+      next_cursor: last !== undefined && last !== names.at(-1) ? last : null,
     };
   }
 
@@ -406,6 +601,12 @@ export class Fleet extends EventEmitter<FleetEvents> {
   #view(r: ProbeRecord, now: number): ProbeView {
     return { ...r.view, events: [...r.view.events], leds: panelOf(r.view, now, r.recentMs) };
   }
+}
+
+/** A copy of a check's history with its last `results` results (without the sort key). */
+function historyOf(h: CheckHistory, results: number = Infinity): CheckHistory {
+  const last = results >= h.results.length ? h.results : h.results.slice(-results);
+  return { ...h, results: last.map(({ wall: _wall, ...p }: ResultPoint & { wall?: number }) => p) };
 }
 
 /**

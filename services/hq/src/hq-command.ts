@@ -4,28 +4,30 @@ import { createLogger, silentLogger, type Logger } from "../../probe/src/log.ts"
 import { Fleet, type ProbeView } from "./fleet.ts";
 import { connectFleet } from "./fleet-link.ts";
 import { HqConfigError, loadHqConfig, type HqConfig, type HqFlags } from "./hq-config.ts";
+import { Access, hashPassword } from "./web-access.ts";
 import { serveFleetWeb } from "./web.ts";
 
 const EXIT_USAGE = 2;
 
 function brokerOptions(cmd: Command): Command {
-  return cmd
-    .option("-c, --config <file>", "HQ config file (YAML; docs/hq.md)")
-    .option("--url <url>", "fleet broker URL (or $NETPROBE_HQ_BROKER_URL)")
-    .option("--username <user>", "broker user")
-    .option(
-      "--password <password>",
-      "broker password (prefer the config file or $NETPROBE_HQ_BROKER_PASSWORD)",
-    )
-    .option("--ca <file>", "CA certificate that signed the broker's (pinned)")
-    .option("--cert <file>", "client certificate")
-    .option("--key <file>", "client key")
-    .option("--client-id <id>", "fixed client id: a persistent session, results queue while HQ is down")
-    .option(
-      "--group <name>",
-      "MQTT 5 shared subscription group: instances with the same group split the fleet",
-    )
-    .option("--mqtt3", "speak MQTT 3.1.1 (no shared subscriptions)");
+  return (
+    cmd
+      .option("-c, --config <file>", "HQ config file (YAML; docs/hq.md)")
+      .option("--url <url>", "fleet broker URL (or $NETPROBE_HQ_BROKER_URL)")
+      .option("--username <user>", "broker user")
+      .option("--password-file <file>", "file holding the broker password (or $NETPROBE_HQ_BROKER_PASSWORD)")
+      // Refused with an explanation (hq-config.ts): a password on the command line shows in `ps`.
+      .addOption(new Option("--password <password>").hideHelp())
+      .option("--ca <file>", "CA certificate that signed the broker's (pinned)")
+      .option("--cert <file>", "client certificate")
+      .option("--key <file>", "client key")
+      .option("--client-id <id>", "fixed client id: a persistent session, results queue while HQ is down")
+      .option(
+        "--group <name>",
+        "MQTT 5 shared subscription group: instances with the same group split the fleet",
+      )
+      .option("--mqtt3", "speak MQTT 3.1.1 (no shared subscriptions)")
+  );
 }
 
 function configOrExit(flags: HqFlags): HqConfig {
@@ -95,20 +97,41 @@ export function hqCommand(): Command {
     .action(async (flags: HqFlags) => {
       const cfg = configOrExit(flags);
       const log: Logger = createLogger().child({ part: "hq" });
+      const h = cfg.history;
       const fleet = new Fleet({
-        resultsPerCheck: cfg.history.results_per_check,
-        eventsPerProbe: cfg.history.events_per_probe,
+        resultsPerCheck: h.results_per_check,
+        eventsPerProbe: h.events_per_probe,
+        checksPerProbe: h.checks_per_probe,
+        probes: h.probes,
+        payloadBytes: h.payload_bytes,
+        ratePerProbe: h.rate_per_probe,
+        burstPerProbe: h.burst_per_probe,
       });
+      let access;
+      try {
+        access = new Access(cfg, log);
+      } catch (err) {
+        console.error(err instanceof HqConfigError ? err.message : `cannot set up access: ${String(err)}`);
+        process.exit(EXIT_USAGE);
+      }
       const link = connectFleet(cfg, fleet, log);
       let web;
       try {
-        web = await serveFleetWeb(fleet, () => link.status, cfg.http.host, cfg.http.port, log);
+        web = await serveFleetWeb(fleet, () => link.status, cfg, log, access);
       } catch (err) {
         log.fatal({ err: String(err), host: cfg.http.host, port: cfg.http.port }, "cannot serve the page");
         await link.stop();
         process.exit(1);
       }
-      log.info({ url: web.url, subscription: link.status.subscription }, "serving the fleet page");
+      log.info(
+        {
+          url: web.url,
+          subscription: link.status.subscription,
+          token_file: access.tokenFile,
+          login: `${web.url}login`,
+        },
+        "serving the fleet page",
+      );
       const signal = await untilSignal();
       log.info({ signal, counters: fleet.counters }, "stopping");
       setTimeout(() => process.exit(1), 5000).unref();
@@ -150,6 +173,21 @@ export function hqCommand(): Command {
       clearInterval(timer);
       await link.stop();
       process.exit(0);
+    });
+
+  hq.command("hash-password")
+    .description("read a password on stdin, print its scrypt hash for auth.users[].password_hash")
+    .action(async () => {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
+      const password = Buffer.concat(chunks)
+        .toString("utf8")
+        .replace(/\r?\n$/, "");
+      if (password.length < 8) {
+        console.error("a password of at least 8 characters is needed on stdin");
+        process.exit(EXIT_USAGE);
+      }
+      process.stdout.write(`${await hashPassword(password)}\n`);
     });
 
   return hq;

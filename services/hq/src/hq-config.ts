@@ -1,5 +1,6 @@
 // Settings of the HQ fleet service: a small YAML file (`netprobe hq serve --config FILE`), flags,
-// or NETPROBE_HQ_* variables; flags win over the file, the file over the environment.
+// or NETPROBE_HQ_* variables; flags win over the file, the file over the environment. Secrets come
+// from the file, the environment or files named there, never from argv (it shows in `ps`).
 import { readFileSync } from "node:fs";
 import { Type, type Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
@@ -13,6 +14,9 @@ export const HqConfigSchema = Type.Object(
         url: Type.String({ description: "mqtt://, mqtts://, ws:// or wss:// URL of the fleet broker" }),
         username: Type.Optional(Type.String()),
         password: Type.Optional(Type.String()),
+        password_file: Type.Optional(
+          Type.String({ description: "file holding the broker password (instead of password)" }),
+        ),
         ca_file: Type.Optional(
           Type.String({ description: "CA that signed the broker's certificate (pinned)" }),
         ),
@@ -33,6 +37,90 @@ export const HqConfigSchema = Type.Object(
       {
         host: Type.String({ default: "127.0.0.1", description: "address the web page is served on" }),
         port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+        allowed_hosts: Type.Optional(
+          Type.Array(Type.String({ minLength: 1, maxLength: 253 }), {
+            description:
+              "Host header names answered besides the listen address and localhost (the names users type; defeats DNS rebinding)",
+          }),
+        ),
+        tls: Type.Optional(
+          Type.Object(
+            {
+              cert_file: Type.String({ description: "the page's certificate chain (PEM)" }),
+              key_file: Type.String({ description: "its private key (PEM)" }),
+            },
+            { additionalProperties: false, description: "serve HTTPS (session cookies get Secure)" },
+          ),
+        ),
+        trusted_proxy: Type.Optional(
+          Type.Object(
+            {
+              addresses: Type.Array(Type.String({ minLength: 1 }), {
+                minItems: 1,
+                description: "source addresses of the reverse proxy; the header is ignored from any other",
+              }),
+              user_header: Type.String({
+                default: "x-forwarded-user",
+                description:
+                  "header naming the user the proxy authenticated (oauth2-proxy: X-Forwarded-User)",
+              }),
+              role: Type.Union([Type.Literal("viewer"), Type.Literal("operator")], { default: "viewer" }),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+        sse_clients: Type.Integer({
+          minimum: 1,
+          maximum: 10_000,
+          default: 64,
+          description: "live-update (/events) connections served at once",
+        }),
+        sse_buffer_bytes: Type.Integer({
+          minimum: 65_536,
+          default: 1_048_576,
+          description: "bytes queued for one /events client (beyond the last snapshot) before it is dropped",
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    auth: Type.Object(
+      {
+        token_file: Type.Optional(
+          Type.String({
+            description:
+              "file with the operator's access token; created (random, mode 0600) when missing. Default $STATE_DIRECTORY/hq-token or ~/.netprobe/hq-token",
+          }),
+        ),
+        tokens: Type.Optional(
+          Type.Array(
+            Type.Object(
+              {
+                name: Type.String({ minLength: 1, maxLength: 64 }),
+                role: Type.Union([Type.Literal("viewer"), Type.Literal("operator")], { default: "viewer" }),
+                file: Type.String({ description: "file holding the token (at least 16 characters)" }),
+              },
+              { additionalProperties: false },
+            ),
+            { description: "further API tokens (Grafana, scripts), each in its own file" },
+          ),
+        ),
+        users: Type.Optional(
+          Type.Array(
+            Type.Object(
+              {
+                name: Type.String({ minLength: 1, maxLength: 64 }),
+                role: Type.Union([Type.Literal("viewer"), Type.Literal("operator")], { default: "viewer" }),
+                password_hash: Type.String({
+                  pattern: "^scrypt\\$",
+                  description: "from `netprobe hq hash-password` (scrypt, node:crypto)",
+                }),
+              },
+              { additionalProperties: false },
+            ),
+            { description: "users of the login form" },
+          ),
+        ),
+        session_hours: Type.Number({ exclusiveMinimum: 0, maximum: 720, default: 12 }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -40,6 +128,19 @@ export const HqConfigSchema = Type.Object(
       {
         results_per_check: Type.Integer({ minimum: 1, maximum: 10_000, default: 120 }),
         events_per_probe: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
+        checks_per_probe: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }),
+        probes: Type.Integer({ minimum: 1, default: 10_000 }),
+        payload_bytes: Type.Integer({ minimum: 1024, maximum: 16_777_216, default: 131_072 }),
+        rate_per_probe: Type.Number({
+          exclusiveMinimum: 0,
+          default: 500,
+          description: "messages per probe per second, sustained",
+        }),
+        burst_per_probe: Type.Integer({
+          minimum: 1,
+          default: 20_000,
+          description: "messages a probe may send at once (an outbox drained after an outage)",
+        }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -55,6 +156,7 @@ export interface HqFlags {
   url?: string;
   username?: string;
   password?: string;
+  passwordFile?: string;
   ca?: string;
   cert?: string;
   key?: string;
@@ -74,6 +176,11 @@ function prune<T extends Record<string, unknown>>(o: T): Partial<T> {
 
 /** Merges file, environment and flags, applies defaults, validates. */
 export function loadHqConfig(flags: HqFlags, env: NodeJS.ProcessEnv = process.env): HqConfig {
+  if (flags.password !== undefined)
+    throw new HqConfigError(
+      "--password is no longer accepted: a command line shows in `ps`. Use --password-file, " +
+        "broker.password_file or password in the config file, or $NETPROBE_HQ_BROKER_PASSWORD",
+    );
   let file: Record<string, unknown> = {};
   if (flags.config) {
     const parsed: unknown = parse(readFileSync(flags.config, "utf8"));
@@ -85,6 +192,7 @@ export function loadHqConfig(flags: HqFlags, env: NodeJS.ProcessEnv = process.en
   }
   const fb = (file.broker ?? {}) as Record<string, unknown>;
   const fh = (file.http ?? {}) as Record<string, unknown>;
+  const fa = (file.auth ?? {}) as Record<string, unknown>;
   const raw = {
     ...file,
     broker: {
@@ -92,6 +200,7 @@ export function loadHqConfig(flags: HqFlags, env: NodeJS.ProcessEnv = process.en
         url: env.NETPROBE_HQ_BROKER_URL,
         username: env.NETPROBE_HQ_BROKER_USERNAME,
         password: env.NETPROBE_HQ_BROKER_PASSWORD,
+        password_file: env.NETPROBE_HQ_BROKER_PASSWORD_FILE,
         ca_file: env.NETPROBE_HQ_BROKER_CA_FILE,
         cert_file: env.NETPROBE_HQ_BROKER_CERT_FILE,
         key_file: env.NETPROBE_HQ_BROKER_KEY_FILE,
@@ -100,7 +209,7 @@ export function loadHqConfig(flags: HqFlags, env: NodeJS.ProcessEnv = process.en
       ...prune({
         url: flags.url,
         username: flags.username,
-        password: flags.password,
+        password_file: flags.passwordFile,
         ca_file: flags.ca,
         cert_file: flags.cert,
         key_file: flags.key,
@@ -113,6 +222,7 @@ export function loadHqConfig(flags: HqFlags, env: NodeJS.ProcessEnv = process.en
       ...fh,
       ...prune({ host: flags.host, port: flags.port === undefined ? undefined : Number(flags.port) }),
     },
+    auth: { ...prune({ token_file: env.NETPROBE_HQ_TOKEN_FILE }), ...fa },
   };
   const withDefaults = Value.Default(HqConfigSchema, structuredClone(raw));
   const problems = [...Value.Errors(HqConfigSchema, withDefaults)].map(
@@ -122,5 +232,18 @@ export function loadHqConfig(flags: HqFlags, env: NodeJS.ProcessEnv = process.en
   const cfg = withDefaults as HqConfig;
   if (cfg.broker.shared_group && cfg.broker.protocol_version !== 5)
     throw new HqConfigError("broker.shared_group needs MQTT 5 (protocol_version 5)");
+  if (cfg.broker.password_file !== undefined) {
+    // A file named on the command line wins over a password from the file or the environment.
+    const fromFlag = flags.passwordFile !== undefined;
+    if (fromFlag || cfg.broker.password === undefined) {
+      try {
+        cfg.broker.password = readFileSync(cfg.broker.password_file, "utf8").replace(/\r?\n$/, "");
+      } catch (err) {
+        throw new HqConfigError(
+          `broker.password_file: cannot read ${cfg.broker.password_file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+        );
+      }
+    }
+  }
   return cfg;
 }
