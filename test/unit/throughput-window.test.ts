@@ -10,7 +10,9 @@ import {
   parseWindow,
   throughput,
 } from "../../services/probe/src/checks/throughput.ts";
+import { validateConfig } from "../../services/probe/src/config/validate.ts";
 import { silentLogger } from "../../services/probe/src/log.ts";
+import { AreaTracker } from "../../services/probe/src/runner/area-state.ts";
 import { Scheduler, type Run } from "../../services/probe/src/runner/scheduler.ts";
 
 const at = (hm: string): Date => {
@@ -73,6 +75,19 @@ describe("throughput windows", () => {
     const withWindows = (windows: string[]) => Value.Default(throughput.options, { windows });
     expect(Value.Check(throughput.options, withWindows(["02:00-04:00", "23:00-01:00"]))).toBe(true);
     expect(Value.Check(throughput.options, withWindows(["2am-4am"]))).toBe(false);
+  });
+
+  it("a config with a malformed window names the path and the expected form", () => {
+    const r = validateConfig({
+      site: "s",
+      probe: "p",
+      broker: { url: "mqtt://192.0.2.5" },
+      checks: [{ kind: "throughput", target: "192.0.2.9", options: { windows: ["02:00-04:00", "2am-4am"] } }],
+    });
+    expect(r.ok).toBe(false);
+    expect(r.ok ? [] : r.problems).toEqual([
+      "checks[0].options.windows[1]: must be a local-time window HH:MM-HH:MM, e.g. 02:00-04:00 (24:00 only as an end)",
+    ]);
   });
 
   it("is due only inside a window, and never without windows", () => {
@@ -145,5 +160,42 @@ describe("scheduler and windowed checks", () => {
     await new Promise((r) => setTimeout(r, 20));
     await s2.stop();
     expect(c2.map((c) => c.onDemand === true)).toEqual([true, false]);
+  });
+});
+
+describe("area state with a windowed check", () => {
+  it("a throughput check that has not run yet does not hold its area at checking", () => {
+    const tracker = new AreaTracker(
+      [
+        { name: "icmp", area: "wan" },
+        { name: "tp", area: "wan", kind: throughput },
+      ],
+      { failAfter: 1, recoverAfter: 1 },
+    );
+    const verdict = (check: string, status: "ok" | "fail") =>
+      tracker.update({
+        check,
+        area: "wan",
+        status,
+        resultId: `${check}-${status}`,
+        reason: `${check}: ${status}`,
+      });
+    expect(verdict("icmp", "ok")).toMatchObject([{ from: "unknown", to: "ok" }]);
+    // Once it has run, it counts like any check.
+    expect(verdict("tp", "fail")).toMatchObject([{ from: "ok", to: "failing", reason: "tp: fail" }]);
+  });
+
+  it("an ordinary check without a verdict still holds a green area at checking", () => {
+    const tracker = new AreaTracker(
+      [
+        { name: "icmp", area: "wan" },
+        { name: "http", area: "wan" },
+      ],
+      { failAfter: 1, recoverAfter: 1 },
+    );
+    expect(tracker.update({ check: "icmp", area: "wan", status: "ok", resultId: "1", reason: "" })).toEqual(
+      [],
+    );
+    expect(tracker.snapshot().wan.state).toBe("unknown");
   });
 });

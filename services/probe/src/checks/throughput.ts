@@ -51,11 +51,17 @@ const options = Type.Object(
       default: 5201,
       description: "server port when the target has none (iperf3's default 5201)",
     }),
-    windows: Type.Array(Type.String({ pattern: WINDOW_PATTERN }), {
-      default: [],
-      description:
-        'local-time windows scheduled runs may start in, "HH:MM-HH:MM" (end exclusive; "22:00-02:00" spans midnight, "00:00-24:00" is all day); empty: never scheduled, only on demand',
-    }),
+    windows: Type.Array(
+      Type.String({
+        pattern: WINDOW_PATTERN,
+        errorMessage: "must be a local-time window HH:MM-HH:MM, e.g. 02:00-04:00 (24:00 only as an end)",
+      }),
+      {
+        default: [],
+        description:
+          'local-time windows scheduled runs may start in, "HH:MM-HH:MM" (end exclusive; "22:00-02:00" spans midnight, "00:00-24:00" is all day); empty: never scheduled, only on demand',
+      },
+    ),
     skip_above_pct: Type.Number({
       minimum: 0,
       maximum: 100,
