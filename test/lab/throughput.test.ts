@@ -3,6 +3,7 @@
 // `iperf3 -c` reads on the same path right after it (TCP both ways), UDP loss over an overfull
 // bucket and jitter below it, the window rule (and `netprobe check --force`), the busy-office skip
 // under real load, a server that is busy, killed mid-test or gone.
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -13,6 +14,8 @@ import {
 } from "../../scripts/lab/iperf3-server.ts";
 import type { Measurement } from "../../services/probe/src/checks/check.ts";
 import { useLab } from "./lab-fixture.ts";
+import { PROBE_BASE, startClient } from "./mqtt-driver.ts";
+import { exited, probeStatus, startProbe, waitFor } from "./probe-harness.ts";
 
 const lab = useLab();
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -249,3 +252,60 @@ async function waitListening(port: number): Promise<void> {
   }
   throw new Error(`nothing listens on hq:${port}`);
 }
+
+describe("on demand from headquarters through the running probe", () => {
+  it("a tick outside the window runs nothing; cmd/run by name runs it; the WAN LED is not held at checking", async () => {
+    const outside = windowFromNow(2, 1);
+    const configFile = join(lab().info.dir, "throughput-probe.yaml");
+    writeFileSync(
+      configFile,
+      [
+        "site: lab",
+        "probe: probe-1",
+        "broker: { url: mqtts://203.0.113.50:8883, reconnect_min: 500ms }",
+        "leds: { backend: none }",
+        "areas: { fail_after: 1, recover_after: 1 }",
+        "checks:",
+        `  - { name: wan-icmp, kind: icmp, target: "203.0.113.10", interval: 2s, timeout: 2s, options: { count: 2, interval_ms: 20, wait_ms: 500 } }`,
+        // Every 5 s if it were not windowed: two ticks pass below without a run.
+        `  - { name: tp, kind: throughput, target: "${TARGET}", interval: 5s, timeout: 5s, jitter: 0, options: { windows: ["${outside}"], duration_s: 1, skip_above_pct: 0 } }`,
+        "",
+      ].join("\n"),
+    );
+    const hq = startClient(lab(), "hq", "hq");
+    await hq.connected();
+    await hq.subscribe(`${PROBE_BASE}#`);
+    const probe = startProbe(lab(), {}, configFile);
+    try {
+      const tpResults = () =>
+        hq.on(`${PROBE_BASE}results/tp`).map((m) => JSON.parse(m.payload) as Record<string, unknown>);
+      await waitFor(
+        "three wan-icmp results",
+        20_000,
+        () => hq.on(`${PROBE_BASE}results/wan-icmp`).length >= 3,
+      );
+      expect(tpResults()).toEqual([]);
+      expect(probeStatus(lab()).health?.areas.wan?.state).toBe("ok");
+
+      const reply = await hq.command("run", { request_id: "tp-1", check: "tp" });
+      expect(reply).toMatchObject({ ok: true, result: { started: ["tp"] } });
+      const r = await waitFor("the on-demand throughput result", 15_000, () => tpResults()[0]);
+      const metrics = r.metrics as Record<string, number>;
+      const detail = r.detail as Record<string, unknown>;
+      console.log(
+        `cmd/run tp outside ${outside}: ${String(r.status)}, ${mbit(metrics.bits_per_s)}, on_demand ${String(detail.on_demand)}`,
+      );
+      expect(r.status).toBe("ok");
+      expect(detail).toMatchObject({ on_demand: true });
+      expect(detail.skipped).toBeUndefined();
+      expect(metrics.bits_per_s).toBeGreaterThan(SHAPED_MBIT * 1e6 * 0.8);
+      // And nothing more: the schedule still does not run it.
+      await new Promise((res) => setTimeout(res, 6000));
+      expect(tpResults()).toHaveLength(1);
+    } finally {
+      probe.kill("SIGTERM");
+      await exited(probe);
+      await hq.stop();
+    }
+  });
+});
