@@ -34,7 +34,13 @@ const logFile = (lab: LabRef): string => join(lab.dir, "iperf3.log");
 export function iperf3ServerPid(lab: LabRef): number | null {
   if (!existsSync(pidFile(lab))) return null;
   const pid = Number(readFileSync(pidFile(lab), "utf8").trim());
-  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : null;
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return null;
+  // A stale pid file may name a pid the kernel has since given to another process.
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "iperf3" ? pid : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Starts the server unless it runs, and waits until it listens; idempotent. */
