@@ -17,6 +17,7 @@ APT_PACKAGES=(
   chromium
   faketime
   rabbitmq-server
+  iperf3
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

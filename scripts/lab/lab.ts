@@ -20,6 +20,7 @@ import { applyWanPath, buildWanPath } from "./wan-path.ts";
 import { applyLanFaults, buildLanHosts } from "./lan-hosts.ts";
 import { applyPbx, buildPbx } from "./pbx.ts";
 import { ensureWanServers, setWanServers, wanModeFor } from "./wan-servers.ts";
+import { ensureIperf3Server } from "./iperf3-server.ts";
 import type { DaemonName } from "./peers.ts";
 import { isAlive, processStartTime, run, runOk, runSync, signal, sleep, sleepSync, tail } from "./run.ts";
 import type { RunResult } from "./run.ts";
@@ -258,6 +259,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<Lab> {
     ensureDaemon(info, "mosquitto");
     await waitBroker(lab);
     await ensureWanServers(info); // DNS, HTTP(S), echo and SNTP on wan, reset to no faults
+    await ensureIperf3Server(info); // iperf3 -s at hq, for the throughput check
   } catch (err) {
     // Clean up what was built; the error already carries the log tails that are about to go.
     await lab.down();

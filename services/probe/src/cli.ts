@@ -78,8 +78,12 @@ program
   )
   .option("--timeout <duration>", "run timeout, e.g. 10s")
   .option("--json", "print the result envelope as JSON")
+  .option("--force", "run on demand: a check that loads the link (throughput) runs outside its windows")
   .action(
-    async (kind: string, opts: { target: string; option?: string[]; timeout?: string; json?: boolean }) => {
+    async (
+      kind: string,
+      opts: { target: string; option?: string[]; timeout?: string; json?: boolean; force?: boolean },
+    ) => {
       const options: Record<string, unknown> = {};
       for (const kv of opts.option ?? []) {
         const eq = kv.indexOf("=");
@@ -114,7 +118,7 @@ program
       const measurement = await checkKindDef.run(
         check.target,
         check.options,
-        { log: silentLogger() },
+        { log: silentLogger(), ...(opts.force ? { onDemand: true } : {}) },
         AbortSignal.timeout(check.timeout_ms),
       );
       const scheduled = {
@@ -134,11 +138,18 @@ program
       );
       if (opts.json) console.log(JSON.stringify(result, null, 2));
       else {
-        const why = result.error ? ` (${result.error.code}: ${result.error.message})` : "";
+        const skipped = result.detail.skipped;
+        const why = result.error
+          ? ` (${result.error.code}: ${result.error.message})`
+          : typeof skipped === "string"
+            ? `, skipped (${skipped}: ${String(result.detail.skip_reason)})`
+            : "";
         console.log(`${result.kind} ${result.target}: ${result.status}${why}`);
         for (const [k, v] of Object.entries(result.metrics)) console.log(`  ${k} = ${v}`);
       }
-      process.exit(result.status === "ok" || result.status === "warn" ? 0 : EXIT_FAIL);
+      // A skipped run measured nothing: a script must not read it as a pass.
+      const measured = result.detail.skipped === undefined;
+      process.exit(measured && (result.status === "ok" || result.status === "warn") ? 0 : EXIT_FAIL);
     },
   );
 

@@ -28,6 +28,12 @@ export interface Measurement {
 /** The I/O a check may use, injected so unit tests can pass doubles. */
 export interface CheckContext {
   log: Logger;
+  /**
+   * Set when someone asked for this run by name (HQ `cmd/run`, `netprobe check --force`) rather than
+   * the schedule or the button's "run everything": checks that load the network (throughput) run
+   * outside their windows only then.
+   */
+  onDemand?: boolean;
 }
 
 /** One check kind: a config `kind`, its options schema and its run function (docs/architecture.md, "Conventions"). */
@@ -44,6 +50,11 @@ export interface CheckKind<S extends TSchema = TSchema> {
    * `fail_after`; default `areas.fail_after`. `link` uses 1: a lost link is not a flaky packet.
    */
   failAfter?: number;
+  /**
+   * Optional: whether a scheduled run may start at `now`; false skips the tick without a result.
+   * Omitted: always. The throughput test loads the link, so it is due only inside its windows.
+   */
+  due?(options: Static<S>, now: Date): boolean;
   /**
    * Optional: watches between runs for an event that warrants a run now (a carrier change) and
    * calls `onChange`; the scheduler then runs the check at once. Started by the scheduler, stopped

@@ -14,6 +14,7 @@ import { ntp } from "./ntp.ts";
 import { pathMtu } from "./path-mtu.ts";
 import { tcp } from "./tcp.ts";
 import { tls } from "./tls.ts";
+import { throughput } from "./throughput.ts";
 import { traceroute } from "./traceroute.ts";
 
 /** Every check kind by its config `kind` name; one literal map, no registration side effects. */
@@ -34,6 +35,7 @@ export const CHECK_KINDS: Readonly<Record<string, CheckKind>> = {
   arp,
   traceroute,
   "path-mtu": pathMtu,
+  throughput,
 };
 
 /** Looks up a kind, or undefined when the name is not known. */

@@ -1,4 +1,4 @@
-import { AREAS, type Area, type Status } from "../checks/check.ts";
+import { AREAS, type Area, type CheckKind, type Status } from "../checks/check.ts";
 import type { AreaStateName } from "../contract/payloads.ts";
 
 /** Hysteresis: how many consecutive runs it takes to change a check's state. */
@@ -46,6 +46,8 @@ interface CheckTrack {
   /** consecutive runs better than the current state */
   down: number;
   reason: string;
+  /** Runs only in windows (a `due` kind): until its first verdict it does not hold the area at "checking". */
+  occasional: boolean;
 }
 
 const LEVEL: Record<Status, 0 | 1 | 2> = { ok: 0, warn: 1, fail: 2, error: 2 };
@@ -67,7 +69,13 @@ export class AreaTracker {
   readonly #now: () => number;
 
   constructor(
-    checks: ReadonlyArray<{ name: string; area: Area; failAfter?: number; recoverAfter?: number }>,
+    checks: ReadonlyArray<{
+      name: string;
+      area: Area;
+      failAfter?: number;
+      recoverAfter?: number;
+      kind?: Pick<CheckKind, "due">;
+    }>,
     h: Hysteresis,
     now: () => number = Date.now,
   ) {
@@ -80,6 +88,7 @@ export class AreaTracker {
         up: [0, 0],
         down: 0,
         reason: "",
+        occasional: c.kind?.due !== undefined,
       });
     const t = now();
     for (const area of AREAS) {
@@ -129,7 +138,7 @@ export class AreaTracker {
   #recompute(area: Area, resultId: string): Transition[] {
     let worst: CheckTrack | undefined;
     for (const c of this.#checks.values()) {
-      if (c.area !== area) continue;
+      if (c.area !== area || (c.occasional && c.state === "unknown")) continue;
       if (!worst || SEVERITY[c.state] > SEVERITY[worst.state]) worst = c;
     }
     const prev = this.#areas.get(area);

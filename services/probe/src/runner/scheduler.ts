@@ -31,6 +31,9 @@ export interface Run {
 // A check that ignores its AbortSignal gets this much extra time before the runner reports a
 // timeout for it on its own and moves on.
 const ABORT_GRACE_MS = 1000;
+// A check that is not due (outside its windows) is asked again this often, so a window opening
+// between two ticks of a long interval is not missed.
+const NOT_DUE_RECHECK_MS = 60_000;
 
 /**
  * Runs every check on its own interval with start jitter, a timeout through AbortSignal, and no
@@ -75,10 +78,13 @@ export class Scheduler {
     }
   }
 
-  /** Runs one check (or every check) now, outside its schedule; skipped if it is already running. */
+  /**
+   * Runs one check (or every check) now, outside its schedule; skipped if it is already running.
+   * A run of a check by name is on demand (CheckContext.onDemand); "every check" is not.
+   */
   runNow(name?: string): string[] {
     const picked = this.#checks.filter((c) => name === undefined || c.name === name);
-    for (const c of picked) this.#launch(c);
+    for (const c of picked) this.#launch(c, false, name !== undefined);
     return picked.map((c) => c.name);
   }
 
@@ -92,14 +98,15 @@ export class Scheduler {
 
   #tick(c: ScheduledCheck): void {
     if (this.#stop.signal.aborted) return;
+    const due = c.kind.due?.(c.options, new Date()) ?? true;
     this.#timers.set(
       c.name,
-      setTimeout(() => this.#tick(c), c.intervalMs),
+      setTimeout(() => this.#tick(c), due ? c.intervalMs : Math.min(c.intervalMs, NOT_DUE_RECHECK_MS)),
     );
-    this.#launch(c);
+    if (due) this.#launch(c);
   }
 
-  #launch(c: ScheduledCheck, queueIfRunning = false): void {
+  #launch(c: ScheduledCheck, queueIfRunning = false, onDemand = false): void {
     if (this.#stop.signal.aborted) return;
     if (this.#running.has(c.name)) {
       // A watched event (carrier lost) must not be lost to a run that started just before it.
@@ -107,21 +114,21 @@ export class Scheduler {
       else this.#log.warn({ check: c.name }, "previous run still going; skipping this one");
       return;
     }
-    const p = this.#runOnce(c).finally(() => {
+    const p = this.#runOnce(c, onDemand).finally(() => {
       this.#running.delete(c.name);
       if (this.#rerun.delete(c.name)) this.#launch(c);
     });
     this.#running.set(c.name, p);
   }
 
-  async #runOnce(c: ScheduledCheck): Promise<void> {
+  async #runOnce(c: ScheduledCheck, onDemand: boolean): Promise<void> {
     const startedAt = new Date();
     const t0 = monoMs();
     const signal = AbortSignal.any([AbortSignal.timeout(c.timeoutMs), this.#stop.signal]);
     let measurement: Measurement;
     try {
       measurement = await withDeadline(
-        c.kind.run(c.target, c.options, this.#ctx, signal),
+        c.kind.run(c.target, c.options, onDemand ? { ...this.#ctx, onDemand } : this.#ctx, signal),
         c.timeoutMs + ABORT_GRACE_MS,
       );
     } catch (err) {
