@@ -16,6 +16,7 @@ import { FAULT_NAMES, FAULT_VALUES, isFaultName, nftRuleset, noFaults, switchFau
 import type { FaultActions, FaultName } from "./faults.ts";
 import { ensureBrokerTls } from "./broker-tls.ts";
 import { daemonSpecs, startDaemon } from "./peers.ts";
+import { startStampTarget, stampResponderCommand } from "./stamp-target.ts";
 import { applyWanPath, buildWanPath } from "./wan-path.ts";
 import { applyLanFaults, buildLanHosts } from "./lan-hosts.ts";
 import { applyPbx, buildPbx } from "./pbx.ts";
@@ -249,6 +250,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<Lab> {
   try {
     await buildTopology(info.ns, { probeStatic: info.probeStatic });
     await buildWanPath(info.ns, dir);
+    await startStampTarget(info.ns.far, dir);
     await buildLanHosts(info.ns, dir);
     await buildPbx(info.ns, dir);
     await loadFirewall(info, info.faults);
@@ -528,14 +530,19 @@ function faultActions(
   const valueOf = (f: FaultName): number => (next[f] ? (values[f] ?? FAULT_VALUES[f]?.default ?? 0) : 0);
   return {
     applyLan: () => applyLanFaults(info.ns, info.dir, next),
-    applyWanPath: () =>
-      applyWanPath(info.ns, info.dir, {
+    applyWanPath: async () => {
+      const impairment = {
         loss_pct: valueOf("wan-loss"),
         latency_ms: valueOf("wan-latency"),
         jitter_ms: valueOf("wan-jitter"),
+      };
+      await applyWanPath(info.ns, info.dir, {
+        ...impairment,
         hop_loss_pct: valueOf("wan-hop-loss"),
         mtu_small: next["mtu-small"],
-      }),
+      });
+      await stampResponderCommand(info.dir, { set: impairment });
+    },
     applyPbx: () =>
       applyPbx(info.ns, info.dir, {
         down: next["pbx-down"],

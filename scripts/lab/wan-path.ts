@@ -184,7 +184,8 @@ export async function responderCommand(
   throw new Error(`icmp-responder (${responderSocket(dir)}) did not answer: ${lastError}`);
 }
 
-function ask(
+/** One request on a responder's control socket (newline-delimited JSON); rejects unless `ok`. */
+export function ask(
   path: string,
   request: Record<string, unknown>,
   timeoutMs: number,

@@ -105,6 +105,18 @@ describe("a valid config", () => {
           thresholds: {},
         },
       ],
+      stamp_reflector: {
+        enabled: false,
+        address: "",
+        port: 862,
+        allow: [],
+        mode: "stateful",
+        rate_pps: 100,
+        burst: 50,
+        max_clients: 1024,
+        clock_synchronized: false,
+        clock_error_ms: 1,
+      },
     });
   });
 

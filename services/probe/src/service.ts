@@ -27,6 +27,7 @@ import { MqttUplink } from "./uplink/mqtt-link.ts";
 import { RuntimeStats } from "./runtime-stats.ts";
 import { missingCapabilityLine } from "./capabilities.ts";
 import { VERSION } from "./version.ts";
+import { StampReflector } from "./net/stamp-reflector.ts";
 
 /** Something that shows the panel: the terminal panel, onoff GPIO or kernel LEDs (leds/). */
 export interface LedSink {
@@ -70,6 +71,7 @@ export class ProbeService {
   #uplink: MqttUplink | undefined;
   #ledTimer: NodeJS.Timeout | undefined;
   #runtime: RuntimeStats | undefined;
+  #stampReflector: StampReflector | undefined;
   readonly #clockWatch: ClockWatch;
   #lastStep: ClockStep | undefined;
 
@@ -130,6 +132,14 @@ export class ProbeService {
     this.#runtime = new RuntimeStats(this.#log);
     this.#runtime.start();
     this.#clockWatch.start();
+    if (c.stamp_reflector.enabled) {
+      // Its own failure (address not local, port taken) is logged; probing goes on without it.
+      const reflector = new StampReflector(c.stamp_reflector, this.#log.child({ part: "stamp-reflector" }));
+      this.#stampReflector = reflector;
+      reflector
+        .start()
+        .catch((err: unknown) => this.#log.error({ err: String(err) }, "stamp reflector not started"));
+    }
     this.#log.info(
       { checks: checks.length, site: c.site, probe: c.probe, version: VERSION },
       "netprobe started",
@@ -176,6 +186,7 @@ export class ProbeService {
     clearInterval(this.#ledTimer);
     this.#runtime?.stop();
     this.#clockWatch.stop();
+    await this.#stampReflector?.stop();
     await this.#scheduler?.stop();
     sharedPcap.closeAll();
     await this.#uplink?.stop();
@@ -453,7 +464,7 @@ export class ProbeService {
 }
 
 /** Top-level config sections a reload cannot change: they name the probe, its database and its LEDs. */
-const RESTART_ONLY: readonly (keyof Config)[] = ["site", "probe", "store", "leds"];
+const RESTART_ONLY: readonly (keyof Config)[] = ["site", "probe", "store", "leds", "stamp_reflector"];
 
 /** The enabled checks of a config, as the scheduler runs them. */
 function scheduledChecks(c: Config): ScheduledCheck[] {

@@ -13,6 +13,7 @@ import { lldp } from "./lldp.ts";
 import { ntp } from "./ntp.ts";
 import { pathMtu } from "./path-mtu.ts";
 import { tcp } from "./tcp.ts";
+import { stamp } from "./stamp.ts";
 import { tls } from "./tls.ts";
 import { throughput } from "./throughput.ts";
 import { traceroute } from "./traceroute.ts";
@@ -36,6 +37,7 @@ export const CHECK_KINDS: Readonly<Record<string, CheckKind>> = {
   traceroute,
   "path-mtu": pathMtu,
   throughput,
+  stamp,
 };
 
 /** Looks up a kind, or undefined when the name is not known. */

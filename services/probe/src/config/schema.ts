@@ -18,6 +18,7 @@ import { CHECK_KINDS } from "../checks/registry.ts";
 import { BYTE_SIZE_PATTERN } from "./byte-size.ts";
 import { DURATION_PATTERN, formatDuration } from "./duration.ts";
 import { BOARD_IDS } from "../leds/board-profiles.ts";
+import { StampReflectorConfigSchema } from "../net/stamp-reflector.ts";
 
 /** Site and probe ids: they appear in MQTT topics, so no `+`, `#`, `/` or spaces. */
 export const ID_PATTERN = "^[A-Za-z0-9_.-]{1,64}$";
@@ -446,6 +447,14 @@ export const ConfigFileSchema = Type.Object(
     checks: Type.Optional(
       Type.Array(CheckFileSchema, { default: [], description: "The checks this probe runs." }),
     ),
+    stamp_reflector: Type.Optional(
+      Type.Partial(StampReflectorConfigSchema, {
+        description:
+          "A STAMP (RFC 8762) Session-Reflector, so HQ or another probe can measure the path to this one (README, STAMP). Off by default.",
+        additionalProperties: false,
+        default: {},
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -596,6 +605,8 @@ export const ConfigSchema = Type.Object(
     ),
     /** Every configured check, in file order, including disabled ones. */
     checks: Type.Array(CheckConfigSchema),
+    /** The STAMP reflector (net/stamp-reflector.ts); `enabled: false` opens no port. */
+    stamp_reflector: StampReflectorConfigSchema,
   },
   { additionalProperties: false },
 );

@@ -12,6 +12,7 @@ import { formatDuration, parseDuration } from "./duration.ts";
 import { applyEnvOverrides, envOverrideFor, isMapping } from "./env.ts";
 import { ProblemList, formatPath, type KeyPath } from "./problems.ts";
 import { resolveLedConfig } from "../leds/led-config.ts";
+import { stampReflectorConfigProblem, type StampReflectorConfig } from "../net/stamp-reflector.ts";
 import {
   BROKER_URL_PROTOCOLS,
   ConfigFileSchema,
@@ -259,7 +260,16 @@ function resolve(r: Reader): Config {
     leds: resolveLedConfig(r),
     defaults,
     checks,
+    stamp_reflector: resolveStampReflector(r),
   };
+}
+
+function resolveStampReflector(r: Reader): StampReflectorConfig {
+  const raw = r.valid(["stamp_reflector"]);
+  const config = (isMapping(raw) ? raw : {}) as StampReflectorConfig;
+  const problem = stampReflectorConfigProblem(config);
+  if (problem !== undefined) r.add(["stamp_reflector", problem.field], problem.message);
+  return config;
 }
 
 function resolveBroker(r: Reader, site: string, probe: string): Config["broker"] {

@@ -51,10 +51,12 @@ export interface FrameIo {
  * Capture filter of the shared session: the union of what every consumer may need. ICMP/ICMPv6
  * echo request and reply (both directions: packet sockets see outgoing frames too) are for the
  * icmp check's kernel timestamps; `ip6[40]` assumes no extension header, as its decoder does.
+ * UDP port 862 is STAMP (checks/stamp.ts takes T1/T4 from these frames).
  */
 export const CAPTURE_FILTER =
   "arp or ether proto 0x88cc or ether dst 01:00:0c:cc:cc:cc or (udp and (port 67 or port 68))" +
-  " or (icmp and (icmp[0]=0 or icmp[0]=8)) or (icmp6 and (ip6[40]=128 or ip6[40]=129))";
+  " or (icmp and (icmp[0]=0 or icmp[0]=8)) or (icmp6 and (ip6[40]=128 or ip6[40]=129))" +
+  " or (udp and port 862)";
 
 interface PcapPacket {
   buf: Buffer;

@@ -26,6 +26,18 @@ export function wallMinusMonoUs(): number {
 }
 
 /**
+ * The median of `samples` wallMinusMonoUs() readings: one reading is off by the length of a
+ * preemption that lands inside its spin (a tenth of a millisecond and more on a loaded VM), which
+ * a one-way delay between two hosts (checks/stamp.ts) would carry in full.
+ */
+export function medianWallMinusMonoUs(samples: number): number {
+  const readings = Array.from({ length: Math.max(1, samples) }, () => wallMinusMonoUs()).sort(
+    (a, b) => a - b,
+  );
+  return readings[Math.floor(readings.length / 2)] ?? wallMinusMonoUs();
+}
+
+/**
  * The time from a send (hrtime, `sentAt`) to a frame's kernel capture stamp (`wireUs`), in ms:
  * the event loop's wake-up after the frame arrived is not in it. Falls back to `receivedAt` −
  * `sentAt` (user space) when the two clocks disagree — the wall clock was stepped in between, or
