@@ -306,7 +306,12 @@ export class Store {
         // power cut costs at most the last few seconds of results, never the file (provided the
         // card honours fsync; cheap SD cards that lie about it can lose more under any setting).
         db.pragma("synchronous = NORMAL");
-        db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
+        // On a small volume the WAL must give space back too: at most an eighth of it.
+        const fsBytes = filesystemBytes(path);
+        const walLimit = fsBytes
+          ? Math.min(WAL_SIZE_LIMIT_BYTES, Math.floor(fsBytes / 8))
+          : WAL_SIZE_LIMIT_BYTES;
+        db.pragma(`journal_size_limit = ${walLimit}`);
         // A damaged page (bad sector, a torn write the card lied about) is found now, while the
         // fix is cheap — move the file aside and start fresh — rather than by the write that hits
         // it. quick_check walks every b-tree page without the index cross-checks of
@@ -350,7 +355,9 @@ export class Store {
   /** The file cannot be opened for writing: a bounded buffer in RAM, retried on the file every few seconds. */
   private openInMemory(err: StoreError, seed: Seed): void {
     this.attach(this.connect(":memory:", seed));
-    this.inMemory = { since: Date.now(), triedAt: Date.now(), why: err.code };
+    // SQLite reports a -shm it cannot grow as an I/O error: on a full disk that is the disk.
+    const full = err.code === "STORE_FULL" || (freeBytes(this.path) ?? Infinity) < 64 * 1024;
+    this.inMemory = { since: Date.now(), triedAt: Date.now(), why: full ? "STORE_FULL" : err.code };
     this.log.error(
       { file: this.path, code: err.code, err: err.message, next_seq: this.t.nextSeq },
       "store: cannot open the database for writing; buffering in memory (lost on restart) and retrying the file",
@@ -1088,11 +1095,13 @@ function seedFrom(path: string, now: number): Seed {
     const maxId = read<number>(db, "SELECT coalesce(max(id), 0) FROM outbox");
     const hwm = read<number>(db, "SELECT value FROM counters WHERE name = 'outbox_id_hwm'") ?? 0;
     const trusted = now >= TRUSTED_AFTER_MS;
+    // An empty file (a create that failed on a full disk) or one with no tables held nothing.
+    const empty = !existsSync(path) || read<number>(db, "SELECT count(*) FROM sqlite_schema") === 0;
     const fromFile = maxSeq === undefined ? undefined : Math.max(maxSeq + 1, floor);
     const [nextSeq, seqFrom]: [number, Seed["seqFrom"]] =
       fromFile !== undefined
         ? [fromFile, "damaged file"]
-        : !existsSync(path)
+        : empty
           ? [1, "none"]
           : trusted
             ? [now, "wall clock"]
@@ -1101,7 +1110,7 @@ function seedFrom(path: string, now: number): Seed {
       nextSeq,
       seqFrom,
       // Ids only have to stay above the file's own (the memory buffer is copied back into it).
-      idHwm: maxId === undefined ? Math.max(now, 2 ** 40) : Math.max(maxId, hwm),
+      idHwm: empty ? 0 : maxId === undefined ? Math.max(now, 2 ** 40) : Math.max(maxId, hwm),
       evicted: read<number>(db, "SELECT value FROM counters WHERE name = 'evicted_rows'") ?? 0,
       evictedBytes: read<number>(db, "SELECT value FROM counters WHERE name = 'evicted_bytes'") ?? 0,
       undeliveredRows: read<number>(db, "SELECT count(*) FROM outbox") ?? null,
