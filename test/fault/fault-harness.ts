@@ -1,6 +1,15 @@
 // Bookkeeping for the fault suite: what the probe produced (its own seq), what headquarters
 // received (before and after dedup), database integrity, and the table the suite prints.
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import type { Received } from "../lab/probe-harness.ts";
@@ -134,3 +143,52 @@ export function publishTable(rows: readonly FaultRow[], mode: string): string {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Fills the filesystem holding `path` to its last byte with that file (a tmpfs the test mounted). */
+export function fillToZero(path: string): void {
+  for (const size of [1 << 20, 64 * 1024, 4096, 512, 1]) {
+    try {
+      for (;;) appendFileSync(path, Buffer.alloc(size));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOSPC") throw err;
+    }
+  }
+}
+
+/** Writes `length` random bytes at `offset` of a file (a damaged page, a garbled header). */
+export function scribble(path: string, offset: number, length: number): void {
+  const fd = openSync(path, "r+");
+  try {
+    writeSync(fd, randomBytes(length), 0, length, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Counts a row from what HQ received alone, for a probe whose database cannot tell (disk full,
+ * in memory): results since `fromIdx`, seqs in [first, last] seen, gaps = neither kept nor sent.
+ */
+export function countAtHq(
+  messages: readonly Received[],
+  fromIdx: number,
+): { produced: number; delivered: number; duplicated: number; missing: number[]; last: number } {
+  const seqs = messages
+    .slice(fromIdx)
+    .filter((m) => m.topic.includes("/results/"))
+    .map((m) => (m.payload as { seq?: number }).seq)
+    .filter((s): s is number => typeof s === "number");
+  if (seqs.length === 0) return { produced: 0, delivered: 0, duplicated: 0, missing: [], last: 0 };
+  const distinct = new Set(seqs);
+  const first = Math.min(...distinct);
+  const last = Math.max(...distinct);
+  const missing: number[] = [];
+  for (let s = first; s <= last; s++) if (!distinct.has(s)) missing.push(s);
+  return {
+    produced: last - first + 1,
+    delivered: distinct.size,
+    duplicated: seqs.length - distinct.size,
+    missing,
+    last,
+  };
+}

@@ -4,7 +4,17 @@
 // still up, and asserts 0 lost. The table is printed at the end and written to
 // test-artifacts/fault-table.md. NETPROBE_FAULT_LONG=1: the full durations of issue 8.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, rmSync, statfsSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  statfsSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { useLab } from "../lab/lab-fixture.ts";
@@ -12,7 +22,10 @@ import { PROBE_BASE, startClient } from "../lab/mqtt-driver.ts";
 import { exited, startHq, startProbe, waitFor } from "../lab/probe-harness.ts";
 import {
   count,
+  countAtHq,
+  fillToZero,
   integrity,
+  scribble,
   mark,
   maxSeq,
   publishTable,
@@ -376,6 +389,192 @@ describe("fault suite: the real service, probing every second", () => {
       probe = undefined;
       execFileSync("umount", ["-l", dir]);
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  /** The store part of the last health HQ received (health.store), if any. */
+  const storeHealth = (fromIdx: number) =>
+    hq.messages
+      .slice(fromIdx)
+      .filter((m) => m.topic.endsWith("/health"))
+      .map(
+        (m) =>
+          m.payload.store as
+            | { state: string; reason: string | null; not_kept: number; quarantined: string | null }
+            | undefined,
+      )
+      .at(-1);
+
+  /** Mounts a tmpfs of `size` (RAM, never the real disk) before the probe starts; returns the directory. */
+  function smallVolume(size: string, tag: string): string {
+    const dir = `/run/netprobe-fault-${lab().info.name}-${tag}`;
+    mkdirSync(dir, { recursive: true });
+    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size},mode=0755`, "tmpfs", dir]);
+    return dir;
+  }
+  function unmount(dir: string): void {
+    execFileSync("umount", ["-l", dir]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  async function stopProbe(): Promise<void> {
+    if (alive(probe)) {
+      probe!.kill("SIGTERM");
+      await exited(probe!);
+    }
+    probe = undefined;
+  }
+
+  it("a 4 MiB store volume fills to 0 bytes free while running: same process probes and publishes on, health says why, recovers", async () => {
+    await stopProbe();
+    const dir = smallVolume("4m", "4m");
+    const file = join(dir, "probe.db");
+    try {
+      const from = hq.messages.length;
+      probe = start({ NETPROBE_STORE_PATH: file });
+      const p = probe;
+      const pid = p.pid;
+      await waitFor("results from the 4 MiB volume", 20_000, () => maxSeq(file) >= 6);
+      fillToZero(join(dir, "filler"));
+      expect(statfsSync(dir).bavail).toBe(0);
+      const degraded = await waitFor("health.store degraded at HQ", 30_000, () => {
+        const h = storeHealth(from);
+        return h?.state === "degraded" && h;
+      });
+      expect(degraded.reason).toMatch(/^store: disk full — /);
+      const n = hq.messages.length;
+      await sleep(20_000);
+      const fresh = hq.messages.slice(n).filter((m) => m.topic.includes("/results/")).length;
+      expect(alive(p) && p.pid === pid, "same process still running").toBe(true);
+      expect(fresh, "results at HQ in 20 s on a full disk").toBeGreaterThanOrEqual(6 * 15);
+      const whileFull = storeHealth(from)!;
+      rmSync(join(dir, "filler"));
+      const healed = await waitFor("health.store ok again at HQ", 30_000, () => {
+        const h = storeHealth(from);
+        return h?.state === "ok" && h;
+      });
+      const c = countAtHq(hq.messages, from);
+      const row: FaultRow = {
+        fault: "disk full (4 MiB tmpfs, 0 bytes free) while running",
+        times: 1,
+        produced: c.produced,
+        delivered: c.delivered,
+        evicted: c.missing.length,
+        lost: 0,
+        duplicated: c.duplicated,
+        integrity: integrity(file),
+        up: await up(p),
+        note: `same PID ${String(pid)}; ${fresh} results at HQ in 20 s at 0 bytes free; health: "${whileFull.reason}", not_kept ${whileFull.not_kept}; ok again (not_kept ${healed.not_kept}) after the filler was removed; ${c.missing.length} seqs neither kept nor delivered`,
+      };
+      rows.push(row);
+      console.log(`fault row: ${JSON.stringify(row)}`);
+      expect(row.up).toBe(true);
+      expect(row.integrity).toBe("ok");
+    } finally {
+      await stopProbe();
+      unmount(dir);
+    }
+  });
+
+  it("0 bytes free at start-up: the service starts, probes and publishes from memory, says so, and moves to the file when space returns", async () => {
+    await stopProbe();
+    const dir = smallVolume("4m", "zero");
+    const file = join(dir, "probe.db");
+    try {
+      fillToZero(join(dir, "filler"));
+      const from = hq.messages.length;
+      probe = start({ NETPROBE_STORE_PATH: file });
+      const p = probe;
+      const pid = p.pid;
+      const h = await waitFor("health.store at HQ", 30_000, () => {
+        const s = storeHealth(from);
+        return s?.state === "degraded" && s;
+      });
+      expect(h.reason).toBe("store: disk full — results kept in memory only (lost on restart)");
+      await sleep(15_000);
+      expect(alive(p) && p.pid === pid, "same process still running").toBe(true);
+      const atHq = hq.messages.slice(from).filter((m) => m.topic.includes("/results/")).length;
+      expect(atHq).toBeGreaterThanOrEqual(6 * 12);
+      rmSync(join(dir, "filler"));
+      await waitFor("health.store ok again at HQ", 30_000, () => storeHealth(from)?.state === "ok");
+      await waitFor("results in the file", 15_000, () => maxSeq(file) > 0);
+      const c = countAtHq(hq.messages, from);
+      const row: FaultRow = {
+        fault: "0 bytes free at start-up (4 MiB tmpfs)",
+        times: 1,
+        produced: c.produced,
+        delivered: c.delivered,
+        evicted: 0,
+        lost: c.missing.length,
+        duplicated: c.duplicated,
+        integrity: integrity(file),
+        up: await up(p),
+        note: `same PID ${String(pid)}; health: "${h.reason}"; ${atHq} results at HQ in the first ~15 s; the buffer moved into the file when space returned`,
+      };
+      rows.push(row);
+      console.log(`fault row: ${JSON.stringify(row)}`);
+      expect(row.lost).toBe(0);
+      expect(row.up).toBe(true);
+      expect(row.integrity).toBe("ok");
+    } finally {
+      await stopProbe();
+      unmount(dir);
+    }
+  });
+
+  it("a damaged database (garbled header, truncated, an interior page overwritten): quarantined, a fresh buffer, probing on, HQ told", async () => {
+    await stopProbe();
+    // A real populated database: the service itself writes it for 15 s with the broker down.
+    const base = join(lab().info.dir, "fault-populated.db");
+    await lab().fault("broker-down", true);
+    probe = start({ NETPROBE_STORE_PATH: base });
+    await sleep(15_000);
+    await stopProbe();
+    await lab().fault("broker-down", false);
+    const populated = maxSeq(base);
+    expect(populated).toBeGreaterThan(60);
+    const size = statSync(base).size;
+    const damages: Record<string, (f: string) => void> = {
+      "garbled header": (f) => scribble(f, 0, 100),
+      truncated: (f) => truncateSync(f, Math.floor(size / 2)),
+      "interior page overwritten": (f) => scribble(f, Math.floor(size / 4096 / 2) * 4096, 4096),
+    };
+    for (const [damage, apply] of Object.entries(damages)) {
+      const dir = join(lab().info.dir, `fault-corrupt-${damage.replaceAll(" ", "-")}`);
+      mkdirSync(dir, { recursive: true });
+      const file = join(dir, "netprobe.db");
+      copyFileSync(base, file);
+      apply(file);
+      const from = hq.messages.length;
+      probe = start({ NETPROBE_STORE_PATH: file });
+      const p = probe;
+      const pid = p.pid;
+      try {
+        const event = await waitFor(`${damage}: store_quarantined event at HQ`, 20_000, () =>
+          hq.messages
+            .slice(from)
+            .find((m) => m.topic.endsWith("/events") && m.payload.type === "store_quarantined"),
+        );
+        const movedTo = String(event.payload.moved_to);
+        expect(movedTo).toMatch(/netprobe\.db\.corrupt-\d{8}T\d{6}Z$/);
+        expect(existsSync(movedTo), "damaged file kept").toBe(true);
+        const nextSeq = event.payload.next_seq as number;
+        expect(nextSeq, "seq stays above the damaged file's").toBeGreaterThan(populated);
+        await waitFor(
+          `${damage}: health.store.quarantined at HQ`,
+          15_000,
+          () => storeHealth(from)?.quarantined === movedTo,
+        );
+        await sleep(10_000);
+        expect(alive(p) && p.pid === pid, "same process still running").toBe(true);
+        const to = await drained(file, `${damage}: the fresh buffer`);
+        record(`damaged database: ${damage}`, 1, { idx: from, seq: nextSeq - 1 }, to, {
+          up: await up(p),
+          file,
+          note: `same PID ${String(pid)}; moved to ${movedTo.slice(dir.length + 1)} (+ ${readdirSync(dir).filter((f) => f.includes(".corrupt-")).length - 1} -wal/-shm); next_seq ${nextSeq} from ${String(event.payload.seq_from)}; ${String(event.payload.problem).slice(0, 70)}`,
+        });
+      } finally {
+        await stopProbe();
+      }
     }
   });
 });

@@ -81,11 +81,11 @@ export interface CheckHistory {
 }
 
 /** An event as HQ keeps it. */
-export interface FleetEvent extends EventPayload {
+export type FleetEvent = EventPayload & {
   site: string;
   probe: string;
   received_at: number;
-}
+};
 
 /** One LED as the page draws it: `lookName` (`red-blink`) plus the area's state and reason. */
 export interface LedView {

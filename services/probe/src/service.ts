@@ -11,6 +11,7 @@ import {
   type EventPayload,
   type HealthPayload,
   type StatePayload,
+  type StoreQuarantinedEvent,
 } from "./contract/payloads.ts";
 import { areaLook, lookName, statusLook, type LedLook } from "./leds/led-table.ts";
 import { LedController } from "./leds/led-controller.ts";
@@ -20,7 +21,7 @@ import { bootId, monoMs } from "./runner/clock.ts";
 import { ClockWatch, correctResult, systemClock, type Clock, type ClockStep } from "./runner/clock-sync.ts";
 import { envelope, reasonOf, type ProbeIdentity } from "./runner/result.ts";
 import { Scheduler, type Run, type ScheduledCheck } from "./runner/scheduler.ts";
-import { Store } from "./store/store.ts";
+import { Store, storeInTrouble, storeReason, type OutboxMessage, type Quarantine } from "./store/store.ts";
 import { sharedPcap } from "./net/pcap-session.ts";
 import { CommandProcessor, type IncomingCommand, type ReloadOutcome } from "./uplink/commands.ts";
 import { MqttUplink } from "./uplink/mqtt-link.ts";
@@ -74,6 +75,8 @@ export class ProbeService {
   #stampReflector: StampReflector | undefined;
   readonly #clockWatch: ClockWatch;
   #lastStep: ClockStep | undefined;
+  /** `health.store.reason` last published: a change republishes health. */
+  #storeReason: string | null = null;
 
   constructor(
     config: Config,
@@ -96,9 +99,14 @@ export class ProbeService {
     const c = this.#config;
     const store = new Store(
       c.store.path,
-      { maxRows: c.store.max_rows, maxBytes: c.store.max_bytes },
+      {
+        maxRows: c.store.max_rows,
+        maxBytes: c.store.max_bytes,
+        onQuarantine: (q) => this.#onQuarantine(q),
+      },
       this.#log,
     );
+    // Never throws for a full disk or a damaged file (store.ts falls back and says so in health).
     store.open();
     this.#store = store;
 
@@ -124,6 +132,7 @@ export class ProbeService {
     this.#startUplink(c, store);
 
     this.#leds?.lampTest(); // power-on lamp test; the panel follows when it ends
+    this.#storeReasonChanged(); // logs a degraded start (disk full, in memory, quarantined)
     this.#publishHealth();
     this.#scheduler = new Scheduler(checks, { log: this.#log }, (run) => this.#onRun(run), this.#log);
     this.#scheduler.start();
@@ -332,20 +341,22 @@ export class ProbeService {
       const fixed = correctResult(JSON.stringify(result), this.#who.bootId, this.#lastStep);
       if (fixed) result = JSON.parse(fixed) as typeof result;
     }
+    let built: OutboxMessage | undefined;
     try {
-      store.appendResult(result.check, (seq) => ({
-        message: {
+      store.appendResult(result.check, (seq) => {
+        built = {
           topic: `results/${result.check}`,
           payload: JSON.stringify({ ...result, seq }),
           qos: 1,
           retain: false,
           priority: 0,
-        },
-        summary: { ...result, seq },
-      }));
+        };
+        return { message: built, summary: { ...result, seq } };
+      });
     } catch (err) {
-      // Disk full or I/O error even after eviction: the service keeps probing and says so.
+      // Disk full or I/O error even after eviction: not kept, but HQ still gets it while connected.
       this.#log.error({ err: String(err), check: result.check }, "could not store result");
+      if (built) this.#publishLive(built);
     }
     const transitions = this.#tracker.update({
       check: result.check,
@@ -355,7 +366,7 @@ export class ProbeService {
       reason: reasonOf(result),
     });
     for (const t of transitions) this.#publishEvent(t);
-    if (transitions.length > 0) this.#publishHealth();
+    if (transitions.length > 0 || this.#storeReasonChanged()) this.#publishHealth();
     this.#uplink?.kick();
     this.#showLeds();
   }
@@ -374,6 +385,58 @@ export class ProbeService {
       { step_ms: Math.round(step.toOffsetMs - step.fromOffsetMs), corrected },
       "wall clock stepped: undelivered results of this boot corrected from boot_id + mono_ms",
     );
+  }
+
+  /** A damaged database was moved aside (store.ts): an event for HQ, and health says so. */
+  #onQuarantine(q: Quarantine): void {
+    const event: StoreQuarantinedEvent = {
+      schema: 1,
+      type: "store_quarantined",
+      at: new Date().toISOString(),
+      boot_id: this.#who.bootId,
+      mono_ms: monoMs(),
+      reason: `damaged database moved to ${q.movedTo}; a new buffer started at seq ${q.nextSeq}`,
+      file: q.file,
+      moved_to: q.movedTo,
+      problem: q.problem,
+      undelivered_rows: q.undeliveredRows,
+      next_seq: q.nextSeq,
+      seq_from: q.seqFrom,
+    };
+    this.#enqueue({ topic: "events", payload: JSON.stringify(event), qos: 1, retain: false, priority: 2 });
+    this.#storeReasonChanged();
+    this.#publishHealth();
+    this.#showLeds();
+  }
+
+  /** Whether the store's condition reads differently than in the last health (and remembers it). */
+  #storeReasonChanged(): boolean {
+    const reason = this.#storeCondition()?.reason ?? null;
+    if (reason === this.#storeReason) return false;
+    this.#storeReason = reason;
+    this.#log.warn({ reason: reason ?? "store: ok" }, "store condition changed");
+    this.#showLeds();
+    return true;
+  }
+
+  #storeCondition():
+    { trouble: boolean; reason: string | null; notKept: number; quarantined: string | null } | undefined {
+    const c = this.#store?.condition();
+    if (!c) return undefined;
+    return {
+      trouble: storeInTrouble(c),
+      reason: storeReason(c),
+      notKept: c.notKept,
+      quarantined: c.quarantine?.movedTo ?? null,
+    };
+  }
+
+  /** A message the store could not keep goes out directly while connected (at most once, no replay). */
+  #publishLive(m: OutboxMessage): void {
+    const uplink = this.#uplink;
+    if (!uplink?.connected) return;
+    const topic = baseTopic(this.#config.site, this.#config.probe) + m.topic;
+    void uplink.publishNow(topic, m.payload, { qos: m.qos, retain: m.retain });
   }
 
   #publishEvent(t: Transition): void {
@@ -396,7 +459,13 @@ export class ProbeService {
   #health(): HealthPayload {
     const now = Date.now();
     const areas = this.#tracker?.snapshot();
-    const stats = this.#store?.stats();
+    let stats: ReturnType<Store["stats"]> | undefined;
+    try {
+      stats = this.#store?.stats();
+    } catch (err) {
+      this.#log.warn({ err: String(err) }, "could not read outbox figures for health");
+    }
+    const store = this.#storeCondition();
     return {
       schema: 1,
       at: new Date(now).toISOString(),
@@ -415,6 +484,16 @@ export class ProbeService {
         ]),
       ),
       outbox: { rows: stats?.rows ?? 0, evicted: stats?.evicted ?? 0 },
+      ...(store
+        ? {
+            store: {
+              state: store.trouble ? ("degraded" as const) : ("ok" as const),
+              reason: store.reason,
+              not_kept: store.notKept,
+              quarantined: store.quarantined,
+            },
+          }
+        : {}),
       leds: {
         requested: this.#config.leds.backend,
         ...(this.#leds?.describe() ?? { backend: "none", problem: null }),
@@ -424,7 +503,12 @@ export class ProbeService {
 
   #publishHealth(): void {
     const health = this.#health();
-    this.#store?.setState(HEALTH_STATE_KEY, health);
+    try {
+      this.#store?.setState(HEALTH_STATE_KEY, health);
+    } catch (err) {
+      // Disk full or I/O error: `netprobe status` shows the previous health; HQ gets this one.
+      this.#log.warn({ err: String(err) }, "could not save health for netprobe status");
+    }
     this.#enqueue({ topic: "health", payload: JSON.stringify(health), qos: 1, retain: true, priority: 1 });
   }
 
@@ -437,11 +521,14 @@ export class ProbeService {
     }
   }
 
-  #enqueue(m: { topic: string; payload: string; qos: 0 | 1; retain: boolean; priority: 0 | 1 | 2 }): void {
+  /** Queues a message; one the store cannot keep is published live instead (when connected). */
+  #enqueue(m: OutboxMessage): void {
     try {
       this.#store?.enqueue(m);
+      this.#uplink?.kick();
     } catch (err) {
       this.#log.error({ err: String(err), topic: m.topic }, "could not queue message");
+      this.#publishLive(m);
     }
   }
 
@@ -458,7 +545,7 @@ export class ProbeService {
         areaLook(s.state, s.since, now, this.#config.leds.recent_change_ms),
       ]),
     ) as Record<Area | "status", LedLook>;
-    leds.status = statusLook(this.#uplink?.connected ?? false);
+    leds.status = statusLook(this.#uplink?.connected ?? false, this.#storeCondition()?.trouble ?? false);
     this.#leds.show(leds);
   }
 }

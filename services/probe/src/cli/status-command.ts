@@ -4,7 +4,7 @@ import type { HealthPayload, ResultPayload } from "../contract/payloads.ts";
 import { areaLook, describeLook, PANEL, parseLookName, statusLook, type LedLook } from "../leds/led-table.ts";
 import { renderPanel } from "../leds/terminal-panel.ts";
 import { HEALTH_STATE_KEY, UPLINK_STATE_KEY, type UplinkState } from "../service.ts";
-import { Store } from "../store/store.ts";
+import { Store, StoreError } from "../store/store.ts";
 
 /** What `netprobe status --json` prints. */
 export interface StatusReport {
@@ -138,13 +138,43 @@ export function formatStatus(r: StatusReport, now: number, colour: boolean): str
   return lines;
 }
 
-/** `netprobe status`: exit 0 when every configured area is ok, 1 otherwise, 2 when there is no database. */
+/** One line for a database `netprobe status` cannot read: what is wrong with which file, what to do. */
+function unreadableLine(err: StoreError): string {
+  const f = err.file;
+  switch (err.code) {
+    case "STORE_CORRUPT":
+      return `${f}: the database is damaged (${sqliteReason(err)}); the service moves it aside to ${f}.corrupt-<time> and starts a new buffer on its next start (systemctl restart netprobe)`;
+    case "STORE_TOO_NEW":
+    case "STORE_MIGRATION":
+      return `${f}: ${err.message.replace(`store ${f}: `, "")}`;
+    case "STORE_CLOSED":
+    case "STORE_FULL":
+    case "STORE_IO":
+    case "STORE_READONLY":
+      return `${f}: cannot read the database (${sqliteReason(err)}); check the file's permissions and the disk (df, dmesg)`;
+  }
+}
+
+/** The SQLite part of a store error's message: `SQLITE_NOTADB: file is not a database`. */
+function sqliteReason(err: StoreError): string {
+  const m = /(SQLITE_\w+|quick_check): (.*?)(?: \(the service moves|$)/.exec(err.message);
+  return m ? `${m[1]}: ${m[2]}` : err.code;
+}
+
+/** `netprobe status`: exit 0 when every configured area is ok, 1 otherwise, 2 when there is no readable database. */
 export function statusCommand(db: string, json: boolean): number {
   if (!existsSync(db)) {
     console.error(`${db}: no database (has the probe run yet?)`);
     return 2;
   }
-  const report = readStatus(db);
+  let report: StatusReport;
+  try {
+    report = readStatus(db);
+  } catch (err) {
+    if (!(err instanceof StoreError)) throw err;
+    console.error(unreadableLine(err));
+    return 2;
+  }
   if (json) console.log(JSON.stringify(report, null, 2));
   else console.log(formatStatus(report, Date.now(), process.stdout.isTTY === true).join("\n"));
   const areas = Object.values(report.health?.areas ?? {});

@@ -89,6 +89,7 @@ const health: HealthPayload = {
     },
   },
   outbox: { rows: 12, evicted: 0 },
+  store: { state: "ok", reason: null, not_kept: 0, quarantined: null },
 };
 
 const result: ResultPayload = {
@@ -125,6 +126,23 @@ const event: EventPayload = {
   result_id: "01JPA3Q4Z8W2M5N7R9T1V3X5Z7",
 };
 
+const storeEvent: EventPayload = {
+  schema: SCHEMA_VERSION,
+  type: "store_quarantined",
+  at: AT,
+  boot_id: BOOT_ID,
+  mono_ms: 31_204.9,
+  reason:
+    "damaged database moved to /var/lib/netprobe/netprobe.db.corrupt-20250314T092649Z; a new buffer started at seq 48212",
+  file: "/var/lib/netprobe/netprobe.db",
+  moved_to: "/var/lib/netprobe/netprobe.db.corrupt-20250314T092649Z",
+  problem:
+    "store /var/lib/netprobe/netprobe.db is damaged: quick_check: Tree 2 page 811 cell 0: invalid page number 4145906731",
+  undelivered_rows: 312,
+  next_seq: 48212,
+  seq_from: "damaged file",
+};
+
 const configPayload: ConfigPayload = {
   schema: SCHEMA_VERSION,
   at: "2025-03-14T08:00:02.114Z",
@@ -146,7 +164,7 @@ export const EXAMPLES: Readonly<Record<TopicKey, readonly unknown[]>> = {
   state: [state, { ...state, state: "offline" }],
   health: [health],
   result: [result],
-  event: [event],
+  event: [event, storeEvent],
   config: [configPayload],
   cmd_run: [
     { schema: SCHEMA_VERSION, request_id: "01JPA40B8D3G5J7K9M1P3R5T7V", check: "gateway-icmp" },

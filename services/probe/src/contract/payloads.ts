@@ -125,14 +125,37 @@ export const HealthPayload = Type.Object(
         { additionalProperties: false, description: "the LED panel's driver" },
       ),
     ),
+    store: Type.Optional(
+      Type.Object(
+        {
+          state: Type.Union([Type.Literal("ok"), Type.Literal("degraded")], {
+            description:
+              "degraded: disk full (oldest results evicted, or results not kept), or the buffer is in memory only; STATUS LED red",
+          }),
+          reason: Type.Union([Type.String(), Type.Null()], {
+            description:
+              "what is wrong, for a technician, e.g. `store: disk full — results not kept`; null when all is well",
+          }),
+          not_kept: Type.Integer({
+            minimum: 0,
+            description:
+              "results and messages the store could not write since start (published live when the uplink was up)",
+          }),
+          quarantined: Type.Union([Type.String(), Type.Null()], {
+            description: "where a damaged database was moved this run (`<file>.corrupt-<time>`), or null",
+          }),
+        },
+        { additionalProperties: false, description: "the local buffer" },
+      ),
+    ),
   },
   { additionalProperties: false, $id: "netprobe/v1/health" },
 );
 /** Payload of `health`. */
 export type HealthPayload = Static<typeof HealthPayload>;
 
-/** `events`: one area transition. */
-export const EventPayload = Type.Object(
+/** `events` of type `area_transition`: an area changed state. */
+export const AreaTransitionEvent = Type.Object(
   {
     schema: Schema,
     type: Type.Literal("area_transition"),
@@ -145,8 +168,50 @@ export const EventPayload = Type.Object(
     reason: Type.String(),
     result_id: Type.Union([Type.String(), Type.Null()]),
   },
-  { additionalProperties: false, $id: "netprobe/v1/event" },
+  { additionalProperties: false },
 );
+/** An area transition event. */
+export type AreaTransitionEvent = Static<typeof AreaTransitionEvent>;
+
+/** `events` of type `store_quarantined`: a damaged database was moved aside and a new buffer started. */
+export const StoreQuarantinedEvent = Type.Object(
+  {
+    schema: Schema,
+    type: Type.Literal("store_quarantined"),
+    at: Type.String({ format: "date-time" }),
+    boot_id: Type.String(),
+    mono_ms: Type.Number(),
+    reason: Type.String({ description: "one line for the operator: what happened, where the file went" }),
+    file: Type.String({ description: "the database file (store.path)" }),
+    moved_to: Type.String({
+      description: "where the damaged file (and its -wal, -shm) now is, kept for forensics",
+    }),
+    problem: Type.String({
+      description: "what SQLite reported (open error, quick_check, or a run-time SQLITE_CORRUPT)",
+    }),
+    undelivered_rows: Type.Union([Type.Integer(), Type.Null()], {
+      description: "undelivered messages left in the damaged file (null: unreadable); not delivered",
+    }),
+    next_seq: Type.Integer({ minimum: 1, description: "first seq of the new buffer" }),
+    seq_from: Type.Union(
+      [
+        Type.Literal("memory"),
+        Type.Literal("damaged file"),
+        Type.Literal("wall clock"),
+        Type.Literal("none"),
+      ],
+      { description: "where next_seq came from; none: seq restarted at 1 (HQ still dedups by id)" },
+    ),
+  },
+  { additionalProperties: false },
+);
+/** A store quarantine event. */
+export type StoreQuarantinedEvent = Static<typeof StoreQuarantinedEvent>;
+
+/** `events`: an area transition, or a store event. */
+export const EventPayload = Type.Union([AreaTransitionEvent, StoreQuarantinedEvent], {
+  $id: "netprobe/v1/event",
+});
 /** Payload of `events`. */
 export type EventPayload = Static<typeof EventPayload>;
 

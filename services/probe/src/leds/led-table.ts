@@ -70,6 +70,15 @@ export const STATUS_LEGEND = {
     meaning: "headquarters unreachable: results are queuing on the probe",
   },
   identify: { look: { colour: "amber", pattern: "blink" }, meaning: "identify requested by headquarters" },
+  // Red means trouble on every LED of the panel; the heartbeat says the service itself still runs.
+  "store-trouble": {
+    look: { colour: "red", pattern: "heartbeat" },
+    meaning: "probing, but the probe's storage is in trouble (disk full, or in memory only)",
+  },
+  "store-trouble-queuing": {
+    look: { colour: "red", pattern: "fast-blink" },
+    meaning: "storage in trouble and headquarters unreachable: results are being lost",
+  },
 } as const satisfies Record<string, LegendRow>;
 
 /**
@@ -107,8 +116,10 @@ export function areaLook(
   return AREA_LEGEND[state].look;
 }
 
-/** What the STATUS LED shows. */
-export function statusLook(uplinkConnected: boolean): LedLook {
+/** What the STATUS LED shows; `storeTrouble`: disk full, writes failing or a buffer in memory (health.store). */
+export function statusLook(uplinkConnected: boolean, storeTrouble = false): LedLook {
+  if (storeTrouble)
+    return (uplinkConnected ? STATUS_LEGEND["store-trouble"] : STATUS_LEGEND["store-trouble-queuing"]).look;
   return (uplinkConnected ? STATUS_LEGEND.healthy : STATUS_LEGEND.queuing).look;
 }
 

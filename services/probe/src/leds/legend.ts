@@ -105,7 +105,12 @@ export function legendSvg(): string {
     y += ROW_MM;
   }
   section("STATUS");
-  for (const r of [STATUS_LEGEND.healthy, STATUS_LEGEND.queuing]) {
+  for (const r of [
+    STATUS_LEGEND.healthy,
+    STATUS_LEGEND.queuing,
+    STATUS_LEGEND["store-trouble"],
+    STATUS_LEGEND["store-trouble-queuing"],
+  ]) {
     parts.push(row([r.look], describeLook(r.look), r.meaning, y));
     y += ROW_MM;
   }
