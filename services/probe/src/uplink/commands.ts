@@ -91,7 +91,7 @@ export interface CommandProcessorOptions {
   probe: string;
   target: CommandTarget;
   log: Logger;
-  /** Largest payload accepted (default 64 KiB); a command is a few hundred bytes. */
+  /** Largest payload accepted (default 8 KiB); a command is a few hundred bytes. */
   maxPayloadBytes?: number;
   /** Commands accepted per minute, sustained, and in one burst (default 60 and 30). */
   rate?: CommandRate;
@@ -108,8 +108,8 @@ export interface CommandRate {
   burst: number;
 }
 
-/** Largest command payload accepted by default. */
-export const MAX_COMMAND_BYTES = 64 * 1024;
+/** Largest command payload accepted by default: a command is a few hundred bytes. */
+export const MAX_COMMAND_BYTES = 8 * 1024;
 /** Commands accepted by default: 1 a second sustained, 30 at once (an operator clicks, a script retries). */
 export const DEFAULT_COMMAND_RATE: CommandRate = { perMinute: 60, burst: 30 };
 /** Deepest JSON nesting accepted; every command is a flat object (depth 1). */
@@ -122,7 +122,7 @@ const MAX_TEXT = 200;
 const REQUEST_ID = new RegExp(REQUEST_ID_PATTERN);
 
 interface Remembered {
-  /** sha256 of name + canonical payload: a 64 KiB payload is not kept 10,000 times. */
+  /** sha256 of name + canonical payload: an 8 KiB payload is not kept 10,000 times. */
   fingerprint: string;
   at: number;
   reply: Promise<ReplyPayload>;
