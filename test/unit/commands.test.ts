@@ -363,12 +363,13 @@ describe("commands: rate, size and depth limits", () => {
     expect(t.calls).toHaveLength(7);
   });
 
-  it("a 30,000-deep payload is refused by the scanner, before JSON.parse, without a RangeError", async () => {
+  it("deep payloads never reach JSON.parse: 30,000 levels are too_large, 3,000 fail the nesting scan", async () => {
     const t = setup();
-    const deep = Buffer.from(
-      `{"schema":1,"request_id":"deep","x":${"[".repeat(30_000)}${"]".repeat(30_000)}}`,
-    );
-    const { reply } = await t.send("run", deep, { responseTopic: "hq/inbox" });
+    const deep = (n: number) =>
+      Buffer.from(`{"schema":1,"request_id":"deep","x":${"[".repeat(n)}${"]".repeat(n)}}`);
+    const huge = await t.send("run", deep(30_000), { responseTopic: "hq/inbox" });
+    expect(huge.reply?.error?.code).toBe("too_large");
+    const { reply } = await t.send("run", deep(3000), { responseTopic: "hq/inbox" });
     expect(reply?.error?.code).toBe("bad_json");
     expect(reply?.error?.message).toMatch(/nests deeper than 8 levels/);
     expect(JSON.stringify(t.lines)).not.toContain("RangeError");
