@@ -5,6 +5,7 @@ import { Fleet, type ProbeView } from "./fleet.ts";
 import { connectFleet } from "./fleet-link.ts";
 import { HqConfigError, loadHqConfig, type HqConfig, type HqFlags } from "./hq-config.ts";
 import { serveFleetWeb } from "./web.ts";
+import { terminalSafe } from "../../probe/src/contract/printable-text.ts";
 
 const EXIT_USAGE = 2;
 
@@ -131,7 +132,7 @@ export function hqCommand(): Command {
         const probes = fleet.list();
         const wasConnected = link.status.connected;
         process.stdout.write(
-          `${flags.json ? JSON.stringify(probes, null, 2) : formatFleet(probes, Date.now(), tty)}\n`,
+          `${flags.json ? JSON.stringify(probes, null, 2) : terminalSafe(formatFleet(probes, Date.now(), tty))}\n`,
         );
         await link.stop();
         process.exit(wasConnected ? 0 : 1);
@@ -141,7 +142,7 @@ export function hqCommand(): Command {
           ? `broker ${cfg.broker.url} connected`
           : `broker ${cfg.broker.url} NOT connected${link.status.last_error ? `: ${link.status.last_error}` : ""}`;
         process.stdout.write(
-          `${tty ? "\x1b[H\x1b[2J" : ""}${head}\n${formatFleet(fleet.list(), Date.now(), tty)}\n`,
+          `${tty ? "\x1b[H\x1b[2J" : ""}${terminalSafe(`${head}\n${formatFleet(fleet.list(), Date.now(), tty)}`)}\n`,
         );
       };
       const timer = setInterval(draw, 1000);

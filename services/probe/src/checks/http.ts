@@ -11,6 +11,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import type { CheckError, CheckKind, Measurement } from "./check.ts";
 import { AddressFamilyOption, resolveTimed, socketErrorCode } from "./tcp.ts";
 import { judgeCertificate, trustedCas } from "./tls.ts";
+import { printable } from "../contract/printable-text.ts";
 
 const options = Type.Object(
   {
@@ -182,7 +183,10 @@ async function runHttp(target: string, opts: HttpOptions, signal: AbortSignal): 
           const wanted = opts.expect_status.length === 0 ? "2xx" : opts.expect_status.join(", ");
           return finish("fail", {
             code: "http_status",
-            message: `status ${code} ${res.statusMessage ?? ""} (expected ${wanted})`.replace("  ", " "),
+            message: `status ${code} ${printable(res.statusMessage ?? "")} (expected ${wanted})`.replace(
+              "  ",
+              " ",
+            ),
           });
         }
         if (bodyRegex !== undefined && !bodyRegex.test(kept))

@@ -5,6 +5,7 @@ import { areaLook, describeLook, PANEL, parseLookName, type LedLook } from "../l
 import { renderPanel } from "../leds/terminal-panel.ts";
 import { HEALTH_STATE_KEY } from "../service.ts";
 import { Store } from "../store/store.ts";
+import { terminalSafe } from "../contract/printable-text.ts";
 
 /** What `netprobe status --json` prints. */
 export interface StatusReport {
@@ -129,7 +130,7 @@ export function statusCommand(db: string, json: boolean): number {
   }
   const report = readStatus(db);
   if (json) console.log(JSON.stringify(report, null, 2));
-  else console.log(formatStatus(report, Date.now(), process.stdout.isTTY).join("\n"));
+  else console.log(terminalSafe(formatStatus(report, Date.now(), process.stdout.isTTY).join("\n")));
   const areas = Object.values(report.health?.areas ?? {});
   return areas.every((a) => a.state === "ok" || a.state === "off") ? 0 : 1;
 }
