@@ -25,7 +25,7 @@ import { sharedPcap } from "./net/pcap-session.ts";
 import { CommandProcessor, type IncomingCommand, type ReloadOutcome } from "./uplink/commands.ts";
 import { MqttUplink } from "./uplink/mqtt-link.ts";
 import { RuntimeStats } from "./runtime-stats.ts";
-import { missingCapabilityLine } from "./capabilities.ts";
+import { excessCapabilityLine, missingCapabilityLine } from "./capabilities.ts";
 import { VERSION } from "./version.ts";
 
 /** Something that shows the panel: the terminal panel, onoff GPIO or kernel LEDs (leds/). */
@@ -95,6 +95,8 @@ export class ProbeService {
     this.#tracker = newTracker(c, checks);
     const missingCap = missingCapabilityLine(checks.map((ch) => ({ name: ch.name, kind: ch.kind.kind })));
     if (missingCap) this.#log.error({ capability: "CAP_NET_RAW" }, missingCap);
+    const excessCap = excessCapabilityLine();
+    if (excessCap) this.#log.warn({ least_privilege: false }, excessCap);
     if (!c.broker.reject_unauthorized)
       this.#log.warn(
         { setting: "broker.reject_unauthorized", value: false },
