@@ -1,11 +1,16 @@
 // Least privilege: the real service started without CAP_NET_RAW (dropped from the bounding set
 // with setpriv, so even root does not get it) says so in one line naming the affected checks,
-// and the checks that need no raw socket keep running.
-import { writeFileSync } from "node:fs";
+// and the checks that need no raw socket keep running. And with CAP_NET_RAW alone (every other
+// capability gone from every set, as the unit and the container run it), every check kind works.
+import { readFileSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { parse, stringify } from "yaml";
 import { probeBrokerEnv } from "../../scripts/lab/broker-tls.ts";
+import { wanFiles, WAN } from "../../scripts/lab/wan-servers.ts";
+import { CHECK_KINDS } from "../../services/probe/src/checks/registry.ts";
+import { LAB_PROBE_CONFIG } from "../../services/probe/src/cli/lab-command.ts";
 import { useLab } from "../lab/lab-fixture.ts";
 import { exited, waitFor } from "../lab/probe-harness.ts";
 import { statusOf } from "./fault-harness.ts";
@@ -76,6 +81,82 @@ describe("least privilege", () => {
         (statusOf(db)?.checks ?? []).some((c) => c.check === "web-tcp" && c.seq > seq),
       );
       expect(child.exitCode).toBeNull();
+    } finally {
+      child.kill("SIGTERM");
+      await exited(child);
+    }
+  });
+
+  it("with CAP_NET_RAW alone, every check kind runs against the lab (none reports error)", async () => {
+    // The lab's own config (link, lldp, gateway, arp, dhcp, icmp, dns, http, sip-*, traceroute)
+    // plus the kinds it leaves out.
+    const base = parse(readFileSync(LAB_PROBE_CONFIG, "utf8")) as { checks: Record<string, unknown>[] };
+    const extra = [
+      { name: "web-tcp", kind: "tcp", target: `${WAN.web4}:80`, area: "wan" },
+      {
+        name: "web-tls",
+        kind: "tls",
+        target: WAN.webName,
+        area: "wan",
+        options: { ca_file: wanFiles(lab().info.dir).ca.cert },
+      },
+      { name: "ntp", kind: "ntp", target: WAN.ntp4, area: "wan" },
+      { name: "wan-pmtu", kind: "path-mtu", target: WAN.web4, area: "wan", interval: "10s", timeout: "5s" },
+    ];
+    const config = { ...base, checks: [...base.checks, ...extra] };
+    const kinds = new Set(config.checks.map((c) => String(c.kind)));
+    expect([...kinds].sort()).toEqual(Object.keys(CHECK_KINDS).sort()); // every kind, no exception
+    const file = join(lab().info.dir, "rawonly.yaml");
+    const db = join(lab().info.dir, "rawonly.db");
+    writeFileSync(file, stringify(config));
+    const child = lab().spawn(
+      "probe",
+      [
+        "setpriv",
+        "--inh-caps=-all,+net_raw",
+        "--ambient-caps=-all,+net_raw",
+        "--bounding-set=-all,+net_raw",
+        "--no-new-privs",
+        "--",
+        "sh",
+        "-c",
+        'grep -E "^Cap(Eff|Bnd)" /proc/self/status >&2; exec "$@"',
+        "sh",
+        process.execPath,
+        CLI,
+        "run",
+        "--config",
+        file,
+      ],
+      {
+        env: { ...process.env, ...probeBrokerEnv(lab().info.dir), NETPROBE_STORE_PATH: db },
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
+    const log: string[] = [];
+    createInterface({ input: child.stderr! }).on("line", (l) => log.push(l));
+    try {
+      const names = config.checks.map((c) => String(c.name));
+      await waitFor(
+        () => `a result of every check (have ${(statusOf(db)?.checks ?? []).map((c) => c.check).join(", ")})`,
+        60_000,
+        () => names.every((n) => (statusOf(db)?.checks ?? []).some((c) => c.check === n)),
+      );
+      // Capabilities of the process the service runs in: CAP_NET_RAW (bit 13) and nothing else.
+      expect(log.filter((l) => l.startsWith("Cap"))).toEqual([
+        "CapEff:\t0000000000002000",
+        "CapBnd:\t0000000000002000",
+      ]);
+      const checks = statusOf(db)!.checks;
+      const table = checks.map((c) => `${c.kind}:${c.status}${c.error ? `(${c.error.code})` : ""}`).sort();
+      console.log(`every kind with CAP_NET_RAW alone: ${table.join(" ")}`);
+      expect(
+        checks
+          .filter((c) => c.status === "error")
+          .map((c) => `${c.check}: ${c.error?.code} ${c.error?.message}`),
+      ).toEqual([]);
+      expect(log.some((l) => l.includes("missing capability"))).toBe(false);
+      expect(log.some((l) => l.includes("which no check needs"))).toBe(false);
     } finally {
       child.kill("SIGTERM");
       await exited(child);

@@ -29,6 +29,8 @@ const CONFIG = (extra: { keepalive?: string; checks?: string[] } = {}) =>
     `  keepalive: ${extra.keepalive ?? "5s"}`,
     "  reconnect_min: 500ms",
     "  reconnect_max: 3s",
+    "  commands_per_minute: 100000", // the fuzz below sends 10,000 as fast as the broker carries them
+    "  commands_burst: 10000",
     "areas: { fail_after: 2, recover_after: 2 }",
     "leds: { backend: none }",
     "defaults: { interval: 2s, timeout: 2s }",

@@ -10,7 +10,9 @@ import { validateConfig } from "../../services/probe/src/config/validate.ts";
 import { ReplyPayload } from "../../services/probe/src/contract/payloads.ts";
 import {
   CommandProcessor,
+  jsonDepthExceeds,
   validateCommand,
+  type CommandRate,
   type CommandTarget,
   type IncomingCommand,
   type ReloadOutcome,
@@ -31,7 +33,9 @@ function config() {
 }
 
 /** A service double that records what was asked of it. */
-function fakeService(reload: () => ReloadOutcome = () => ({ ok: true, hash: "h", changed: [] })) {
+function fakeService(
+  reload: () => ReloadOutcome | Promise<ReloadOutcome> = () => ({ ok: true, hash: "h", changed: [] }),
+) {
   const calls: string[] = [];
   const target: CommandTarget = {
     runCheck: (name) => {
@@ -52,7 +56,14 @@ function fakeService(reload: () => ReloadOutcome = () => ({ ok: true, hash: "h",
   return { target, calls };
 }
 
-function setup(opts: { reload?: () => ReloadOutcome; memorySize?: number; now?: () => number } = {}) {
+function setup(
+  opts: {
+    reload?: () => ReloadOutcome | Promise<ReloadOutcome>;
+    memorySize?: number;
+    now?: () => number;
+    rate?: CommandRate;
+  } = {},
+) {
   const lines: Array<Record<string, unknown>> = [];
   const dropped: Array<Record<string, unknown>> = [];
   const sink = new Writable({
@@ -75,6 +86,7 @@ function setup(opts: { reload?: () => ReloadOutcome; memorySize?: number; now?: 
     target: svc.target,
     log,
     ...(opts.memorySize ? { memorySize: opts.memorySize } : {}),
+    ...(opts.rate ? { rate: opts.rate } : {}),
     ...(opts.now ? { now: opts.now } : {}),
   });
   const send = async (name: string, payload: unknown, extra: Partial<IncomingCommand> = {}) => {
@@ -181,11 +193,13 @@ describe("commands: validation", () => {
       message: "2 problems",
       problems: ["a: x", "b: y"],
     });
-    const after = () => Promise.resolve();
+    let reconnects = 0;
+    const after = () => Promise.resolve(void (reconnects += 1));
     const good = setup({ reload: () => ({ ok: true, hash: "abc", changed: ["broker"], after }) });
     const r2 = await good.send("reload", { schema: 1, request_id: "l2" });
     expect(r2.reply?.result).toEqual({ config_hash: "abc", changed: ["broker"] });
-    expect(r2.after).toBe(after);
+    await r2.after?.();
+    expect(reconnects).toBe(1);
   });
 
   it("config replies with the effective config and never the password", async () => {
@@ -259,7 +273,7 @@ describe("commands: where replies go, and drops", () => {
     expect(t.drops()).toHaveLength(1);
   });
 
-  it("a payload over 64 KiB is refused unparsed", async () => {
+  it("a payload over 8 KiB is refused unparsed", async () => {
     const t = setup();
     const big = { schema: 1, request_id: "big", check: "a".repeat(70_000) };
     expect((await t.send("run", big)).replies).toEqual([]);
@@ -295,24 +309,115 @@ describe("commands: idempotency per request_id", () => {
     expect(t.calls).toEqual(["run gateway-icmp"]);
   });
 
-  it("memory is bounded (oldest forgotten first) and expires", async () => {
+  it("memory is bounded by time: a full memory drops new ids rather than forget one early", async () => {
     let now = 0;
     const t = setup({ memorySize: 3, now: () => now });
     for (const id of ["e1", "e2", "e3", "e4"])
       await t.send("run", { schema: 1, request_id: id, check: "gateway-icmp" });
     expect(t.processor.remembered).toBe(3);
-    await t.send("run", { schema: 1, request_id: "e1", check: "gateway-icmp" }); // forgotten: runs again
-    await t.send("run", { schema: 1, request_id: "e4", check: "gateway-icmp" }); // remembered: replayed
-    expect(t.calls).toHaveLength(5);
+    expect(t.calls).toHaveLength(3); // e4 dropped unread: no room without forgetting e1
+    expect(t.processor.dropped).toBe(1);
+    await t.send("run", { schema: 1, request_id: "e1", check: "gateway-icmp" }); // remembered: replayed
+    expect(t.calls).toHaveLength(3);
     now += 16 * 60_000;
-    await t.send("run", { schema: 1, request_id: "e4", check: "gateway-icmp" }); // expired: runs again
-    expect(t.calls).toHaveLength(6);
+    await t.send("run", { schema: 1, request_id: "e1", check: "gateway-icmp" }); // expired: runs again
+    expect(t.calls).toHaveLength(4);
+  });
+
+  it("memory is sized from the rate: every id the bucket lets through in 15 minutes stays remembered", async () => {
+    let now = 0;
+    const t = setup({ now: () => now, rate: { perMinute: 60, burst: 30 } });
+    const ids: string[] = [];
+    // 15 minutes at twice the allowed rate, each command a new id, with a duplicate of the first
+    // one between every two: the first id must never run again.
+    for (let i = 0; i < 1800; i++) {
+      now += 500;
+      ids.push(`m${i}`);
+      await t.send("run", { schema: 1, request_id: `m${i}`, check: "gateway-icmp" });
+      await t.send("run", { schema: 1, request_id: "m0", check: "gateway-icmp" });
+    }
+    expect(now).toBeLessThanOrEqual(15 * 60_000);
+    const executed = t.calls.length;
+    expect(executed).toBeGreaterThan(400);
+    expect(executed).toBeLessThanOrEqual(30 + 15 * 60); // burst + rate × window
+    expect(t.processor.remembered).toBe(executed);
+    expect(t.processor.dropped).toBe(
+      3600 - executed - t.lines.filter((l) => l.msg === "repeated request_id: replaying the reply").length,
+    );
+  });
+});
+
+describe("commands: rate, size and depth limits", () => {
+  it("a burst beyond the bucket is dropped unread and counted, with one summary log line", async () => {
+    let now = 0;
+    const t = setup({ now: () => now, rate: { perMinute: 60, burst: 5 } });
+    for (let i = 0; i < 50; i++)
+      await t.send("run", { schema: 1, request_id: `r${i}`, check: "gateway-icmp" });
+    expect(t.calls).toHaveLength(5);
+    expect(t.processor.dropped).toBe(45);
+    const summaries = t.lines.filter((l) => l.msg === "commands rate-limited: dropped unread");
+    expect(summaries).toHaveLength(1);
+    now += 2000; // refills 2 tokens at 1 a second
+    for (let i = 50; i < 55; i++)
+      await t.send("run", { schema: 1, request_id: `r${i}`, check: "gateway-icmp" });
+    expect(t.calls).toHaveLength(7);
+  });
+
+  it("deep payloads never reach JSON.parse: 30,000 levels are too_large, 3,000 fail the nesting scan", async () => {
+    const t = setup();
+    const deep = (n: number) =>
+      Buffer.from(`{"schema":1,"request_id":"deep","x":${"[".repeat(n)}${"]".repeat(n)}}`);
+    const huge = await t.send("run", deep(30_000), { responseTopic: "hq/inbox" });
+    expect(huge.reply?.error?.code).toBe("too_large");
+    const { reply } = await t.send("run", deep(3000), { responseTopic: "hq/inbox" });
+    expect(reply?.error?.code).toBe("bad_json");
+    expect(reply?.error?.message).toMatch(/nests deeper than 8 levels/);
+    expect(JSON.stringify(t.lines)).not.toContain("RangeError");
+    expect(t.calls).toEqual([]);
+  });
+
+  it("the depth scanner skips brackets inside strings and escapes", () => {
+    const ok = Buffer.from(JSON.stringify({ a: "[[[[[[[[[[[[", b: '\\"{{{{{{{{{{{', c: [[1]] }));
+    expect(jsonDepthExceeds(ok, 3)).toBe(false);
+    expect(jsonDepthExceeds(Buffer.from("[[[[]]]]"), 3)).toBe(true);
+    expect(jsonDepthExceeds(Buffer.from("[[[]]]"), 3)).toBe(false);
+  });
+
+  it("overlapping reloads share one re-read of the file (plus one that follows the running one)", async () => {
+    let release: () => void = () => undefined;
+    let reads = 0;
+    const t = setup({
+      rate: { perMinute: 6000, burst: 1000 },
+      reload: () => {
+        reads += 1;
+        return new Promise((resolve) => {
+          release = () => resolve({ ok: true, hash: `h${reads}`, changed: [] });
+        });
+      },
+    });
+    const first = t.send("reload", { schema: 1, request_id: "rl-0" });
+    await new Promise((r) => setImmediate(r));
+    const rest = Array.from({ length: 300 }, (_, i) =>
+      t.send("reload", { schema: 1, request_id: `rl-${i + 1}` }),
+    );
+    await new Promise((r) => setImmediate(r));
+    expect(reads).toBe(1);
+    release();
+    await first;
+    await new Promise((r) => setImmediate(r));
+    expect(reads).toBe(2);
+    release();
+    const replies = await Promise.all(rest);
+    expect(reads).toBe(2);
+    expect(new Set(replies.map((r) => (r.reply?.result as { config_hash: string }).config_hash))).toEqual(
+      new Set(["h2"]),
+    );
   });
 });
 
 describe("commands: fuzz", () => {
   it("10,000 malformed commands: each gets an error reply or a log line, none is carried out", async () => {
-    const t = setup();
+    const t = setup({ rate: { perMinute: 100_000, burst: 10_000 } });
     const cases = malformedCommands(10_000, 7);
     let answered = 0;
     for (const c of cases) {

@@ -67,6 +67,9 @@ describe("a valid config", () => {
         cert_file: "",
         key_file: "",
         reject_unauthorized: true,
+        allow_insecure_password: false,
+        commands_per_minute: 60,
+        commands_burst: 30,
         keepalive_ms: 30_000,
         reconnect_min_ms: 1000,
         reconnect_max_ms: 60_000,
@@ -186,6 +189,28 @@ describe("an invalid config", () => {
     expect(e.code).toBe("config_invalid");
     expect(e.problems).toHaveLength(3);
     expect(e.message).toContain("checks[1].timeout: must be ≤ interval (5s)");
+  });
+
+  it("a password over plain mqtt:// is accepted only with allow_insecure_password: true", () => {
+    const broker = { url: "mqtt://h", username: "s/p", password: "hunter2" };
+    const refused = validateConfig({ site: "s", probe: "p", broker, checks: [] });
+    expect(refused.ok ? [] : refused.problems).toEqual([
+      "broker.password: would be sent in clear text over mqtt://: use mqtts:// or wss://, or set broker.allow_insecure_password: true",
+    ]);
+    const allowed = validateConfig({
+      site: "s",
+      probe: "p",
+      broker: { ...broker, allow_insecure_password: true },
+      checks: [],
+    });
+    expect(allowed.ok).toBe(true);
+    const tls = validateConfig({
+      site: "s",
+      probe: "p",
+      broker: { ...broker, url: "mqtts://h" },
+      checks: [],
+    });
+    expect(tls.ok).toBe(true);
   });
 
   it("an unknown kind is named with the known ones, and its options are not guessed at", () => {

@@ -6,6 +6,7 @@ import { connectFleet } from "./fleet-link.ts";
 import { HqConfigError, loadHqConfig, type HqConfig, type HqFlags } from "./hq-config.ts";
 import { Access, hashPassword } from "./web-access.ts";
 import { serveFleetWeb } from "./web.ts";
+import { terminalSafe } from "../../probe/src/contract/printable-text.ts";
 
 const EXIT_USAGE = 2;
 
@@ -154,7 +155,7 @@ export function hqCommand(): Command {
         const probes = fleet.list();
         const wasConnected = link.status.connected;
         process.stdout.write(
-          `${flags.json ? JSON.stringify(probes, null, 2) : formatFleet(probes, Date.now(), tty)}\n`,
+          `${flags.json ? JSON.stringify(probes, null, 2) : terminalSafe(formatFleet(probes, Date.now(), tty))}\n`,
         );
         await link.stop();
         process.exit(wasConnected ? 0 : 1);
@@ -164,7 +165,7 @@ export function hqCommand(): Command {
           ? `broker ${cfg.broker.url} connected`
           : `broker ${cfg.broker.url} NOT connected${link.status.last_error ? `: ${link.status.last_error}` : ""}`;
         process.stdout.write(
-          `${tty ? "\x1b[H\x1b[2J" : ""}${head}\n${formatFleet(fleet.list(), Date.now(), tty)}\n`,
+          `${tty ? "\x1b[H\x1b[2J" : ""}${terminalSafe(`${head}\n${formatFleet(fleet.list(), Date.now(), tty)}`)}\n`,
         );
       };
       const timer = setInterval(draw, 1000);

@@ -1,7 +1,9 @@
 // Least privilege: the service runs as a non-root user with only CAP_NET_RAW (raw ICMP sockets,
-// packet capture and injection) and CAP_NET_ADMIN. At start-up it reads its effective
-// capabilities and, if CAP_NET_RAW is missing, says so in ONE line naming the checks that cannot
-// work; those checks then report `error` with their own no-permission code, the others run.
+// packet capture and injection, SO_BINDTODEVICE); no check kind needs CAP_NET_ADMIN
+// (test/fault/least-privilege.test.ts runs every kind with CAP_NET_RAW alone). At start-up it
+// reads its effective capabilities and, if CAP_NET_RAW is missing, says so in ONE line naming the
+// checks that cannot work; those checks then report `error` with their own no-permission code,
+// the others run. It also names any capability it holds that no configured check needs.
 import { readFileSync } from "node:fs";
 
 /** Capability numbers from linux/capability.h. */
@@ -53,6 +55,22 @@ export function missingCapabilityLine(
   return (
     `missing capability CAP_NET_RAW: checks ${affected.map((c) => `${c.name} (${c.kind})`).join(", ")} ` +
     `cannot run and will report errors; the other ${others} check${others === 1 ? "" : "s"} run. ` +
-    "Grant it with systemd AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN (or cap_add: NET_RAW in compose)."
+    "Grant it with systemd AmbientCapabilities=CAP_NET_RAW (or cap_add: NET_RAW in compose)."
   );
+}
+
+/** Capabilities beyond CAP_NET_RAW that a netprobe process should never hold (linux/capability.h). */
+const NEEDLESS = { CAP_NET_ADMIN: 12, CAP_SYS_ADMIN: 21, CAP_DAC_OVERRIDE: 1, CAP_SETUID: 7 } as const;
+
+/**
+ * The start-up line naming capabilities held that no configured check needs (none needs more than
+ * CAP_NET_RAW), or null. Running as root, or with CAP_NET_ADMIN left in a unit, shows up here.
+ */
+export function excessCapabilityLine(mask: bigint | null = effectiveCapabilities()): string | null {
+  if (mask === null) return null;
+  const held = Object.entries(NEEDLESS)
+    .filter(([, bit]) => ((mask >> BigInt(bit)) & 1n) === 1n)
+    .map(([name]) => name);
+  if (held.length === 0) return null;
+  return `holding ${held.join(", ")}, which no check needs (CAP_NET_RAW is enough): drop ${held.length === 1 ? "it" : "them"} from the unit or container`;
 }

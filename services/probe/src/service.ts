@@ -26,7 +26,7 @@ import { sharedPcap } from "./net/pcap-session.ts";
 import { CommandProcessor, type IncomingCommand, type ReloadOutcome } from "./uplink/commands.ts";
 import { MqttUplink } from "./uplink/mqtt-link.ts";
 import { RuntimeStats } from "./runtime-stats.ts";
-import { missingCapabilityLine } from "./capabilities.ts";
+import { excessCapabilityLine, missingCapabilityLine } from "./capabilities.ts";
 import { VERSION } from "./version.ts";
 import { StampReflector } from "./net/stamp-reflector.ts";
 
@@ -114,12 +114,20 @@ export class ProbeService {
     this.#tracker = newTracker(c, checks);
     const missingCap = missingCapabilityLine(checks.map((ch) => ({ name: ch.name, kind: ch.kind.kind })));
     if (missingCap) this.#log.error({ capability: "CAP_NET_RAW" }, missingCap);
+    const excessCap = excessCapabilityLine();
+    if (excessCap) this.#log.warn({ least_privilege: false }, excessCap);
+    if (!c.broker.reject_unauthorized)
+      this.#log.warn(
+        { setting: "broker.reject_unauthorized", value: false },
+        "TLS: the broker's certificate is NOT verified; anyone on the path can impersonate headquarters",
+      );
 
     this.#commands = new CommandProcessor({
       base: baseTopic(c.site, c.probe),
       site: c.site,
       probe: c.probe,
       log: this.#log.child({ part: "commands" }),
+      rate: { perMinute: c.broker.commands_per_minute, burst: c.broker.commands_burst },
       target: {
         runCheck: (name) =>
           this.#config.checks.some((ch) => ch.name === name && ch.enabled) ? this.runNow(name) : undefined,
@@ -272,6 +280,10 @@ export class ProbeService {
     const changed = (Object.keys(next) as (keyof Config)[]).filter(differs);
     this.#config = next;
     this.#configAt = new Date().toISOString();
+    this.#commands?.setRate({
+      perMinute: next.broker.commands_per_minute,
+      burst: next.broker.commands_burst,
+    });
     if (changed.includes("log_level")) this.#log.level = next.log_level;
     if (changed.some((k) => k === "checks" || k === "areas" || k === "defaults")) {
       await this.#scheduler?.stop();

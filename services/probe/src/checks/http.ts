@@ -16,6 +16,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import type { CheckError, CheckKind, Measurement } from "./check.ts";
 import { AddressFamilyOption, resolveTimed, socketErrorCode } from "./tcp.ts";
 import { judgeCertificate, trustedCas } from "./tls.ts";
+import { printable } from "../contract/printable-text.ts";
 
 const options = Type.Object(
   {
@@ -305,12 +306,6 @@ async function requestOnce(url: URL, opts: HttpOptions, signal: AbortSignal, wai
     signal.addEventListener("abort", onAbort, { once: true });
     req.end();
   });
-}
-
-/** A peer's text as it may be shown: no control characters (terminal escapes), at most 200 chars. */
-function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, "?").slice(0, 200);
 }
 
 function round(value: number): number {

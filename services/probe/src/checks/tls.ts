@@ -15,6 +15,7 @@ import {
 import { Type, type Static } from "@sinclair/typebox";
 import type { CheckError, CheckKind, Measurement } from "./check.ts";
 import { AddressFamilyOption, parseHostPort, resolveTimed, socketErrorCode } from "./tcp.ts";
+import { printable } from "../contract/printable-text.ts";
 
 const options = Type.Object(
   {
@@ -89,7 +90,7 @@ export function judgeCertificate(
   const detail: Record<string, unknown> = {
     subject: nameText(leaf.subject),
     issuer: nameText(leaf.issuer),
-    subject_alt_names: leaf.subjectaltname ?? "",
+    subject_alt_names: printable(leaf.subjectaltname ?? ""),
     valid_from: new Date(notBefore).toISOString(),
     valid_to: new Date(notAfter).toISOString(),
     serial: leaf.serialNumber,
@@ -145,7 +146,7 @@ function chainOf(leaf: PeerCertificate & { issuerCertificate?: PeerCertificate }
 function nameText(name: object | undefined): string {
   if (!name) return "";
   return Object.entries(name as Record<string, string | string[]>)
-    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join("+") : v}`)
+    .map(([k, v]) => printable(`${k}=${Array.isArray(v) ? v.join("+") : v}`))
     .join(", ");
 }
 

@@ -5,6 +5,7 @@ import { areaLook, describeLook, PANEL, parseLookName, statusLook, type LedLook 
 import { renderPanel } from "../leds/terminal-panel.ts";
 import { HEALTH_STATE_KEY, UPLINK_STATE_KEY, type UplinkState } from "../service.ts";
 import { Store, StoreError } from "../store/store.ts";
+import { terminalSafe } from "../contract/printable-text.ts";
 
 /** What `netprobe status --json` prints. */
 export interface StatusReport {
@@ -176,7 +177,8 @@ export function statusCommand(db: string, json: boolean): number {
     return 2;
   }
   if (json) console.log(JSON.stringify(report, null, 2));
-  else console.log(formatStatus(report, Date.now(), process.stdout.isTTY === true).join("\n"));
+  else console.log(terminalSafe(formatStatus(report, Date.now(), process.stdout.isTTY === true).join("
+")));
   const areas = Object.values(report.health?.areas ?? {});
   return areas.every((a) => a.state === "ok" || a.state === "off") ? 0 : 1;
 }

@@ -342,6 +342,30 @@ export const ConfigFileSchema = Type.Object(
             description: "Verify the broker's certificate and host name. Turn off only in a lab.",
           }),
         ),
+        allow_insecure_password: Type.Optional(
+          Type.Boolean({
+            default: false,
+            description:
+              "Allow a password over plain mqtt:// or ws://, where anyone on the path reads it. Refused unless this is true.",
+          }),
+        ),
+        commands_per_minute: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            maximum: 100_000,
+            default: 60,
+            description:
+              "Commands from headquarters accepted per minute, sustained; beyond it they are dropped unread and counted.",
+          }),
+        ),
+        commands_burst: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            maximum: 100_000,
+            default: 30,
+            description: "Commands accepted at once before commands_per_minute applies.",
+          }),
+        ),
         keepalive: Type.Optional(duration("MQTT keepalive: whole seconds, 1s to 65535s.", "30s")),
         reconnect_min: Type.Optional(
           duration(
@@ -536,6 +560,12 @@ export const ConfigSchema = Type.Object(
         key_file: Type.String(),
         /** Verify the broker's certificate. */
         reject_unauthorized: Type.Boolean(),
+        /** A password may travel over plain mqtt:// or ws:// (validation refuses it otherwise). */
+        allow_insecure_password: Type.Boolean(),
+        /** Command token bucket: sustained rate. */
+        commands_per_minute: Type.Integer({ minimum: 1 }),
+        /** Command token bucket: burst. */
+        commands_burst: Type.Integer({ minimum: 1 }),
         /** MQTT keepalive (a whole number of seconds, in ms). */
         keepalive_ms: Type.Integer({ minimum: LIMITS.keepalive_ms.min, maximum: LIMITS.keepalive_ms.max }),
         /** First reconnect wait. */

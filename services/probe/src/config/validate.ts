@@ -302,6 +302,18 @@ function resolveBroker(r: Reader, site: string, probe: string): Config["broker"]
       if (value !== "") r.add(p(key), `only used with mqtts:// or wss:// (broker.url is ${protocol}//)`);
     }
   }
+  const allowInsecurePassword = r.bool(p("allow_insecure_password"), false);
+  if (
+    password !== "" &&
+    protocol !== undefined &&
+    !(TLS_URL_PROTOCOLS as readonly string[]).includes(protocol) &&
+    !allowInsecurePassword
+  ) {
+    r.add(
+      p("password"),
+      `would be sent in clear text over ${protocol}//: use mqtts:// or wss://, or set broker.allow_insecure_password: true`,
+    );
+  }
   if (certFile !== "" && keyFile === "") r.add(p("key_file"), "required when broker.cert_file is set");
   if (keyFile !== "" && certFile === "") r.add(p("cert_file"), "required when broker.key_file is set");
 
@@ -322,6 +334,9 @@ function resolveBroker(r: Reader, site: string, probe: string): Config["broker"]
     cert_file: certFile,
     key_file: keyFile,
     reject_unauthorized: r.bool(p("reject_unauthorized"), true),
+    allow_insecure_password: allowInsecurePassword,
+    commands_per_minute: r.int(p("commands_per_minute"), 60),
+    commands_burst: r.int(p("commands_burst"), 30),
     keepalive_ms: keepalive ?? 0,
     reconnect_min_ms: reconnectMin ?? 0,
     reconnect_max_ms: reconnectMax ?? 0,

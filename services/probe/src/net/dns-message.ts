@@ -6,6 +6,7 @@
 import * as dnsPacket from "dns-packet";
 import type { Answer, DecodedPacket } from "dns-packet";
 import { isIP } from "node:net";
+import { printable } from "../contract/printable-text.ts";
 
 /** Record types a dns check may ask for. */
 export const QUERY_TYPES = ["A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT", "CAA"] as const;
@@ -188,10 +189,10 @@ function records(list: unknown): DnsRecord[] {
   return (list as Answer[])
     .filter((a) => a.type !== "OPT")
     .map((a) => ({
-      name: stripDot(String(a.name)),
+      name: printable(stripDot(String(a.name))),
       type: String(a.type),
       ttl: typeof a.ttl === "number" ? a.ttl : 0,
-      data: rdataText(String(a.type), a.data),
+      data: printable(rdataText(String(a.type), a.data)),
     }));
 }
 

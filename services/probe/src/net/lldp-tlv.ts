@@ -3,6 +3,7 @@
 // frame, unknown TLVs are skipped, and a malformed LLDPDU decodes to undefined — never a throw.
 
 import { formatIpv4, formatMac } from "./ethernet.ts";
+import { printable } from "../contract/printable-text.ts";
 
 /** The LLDP multicast destination (nearest bridge). */
 export const LLDP_MULTICAST = "01:80:c2:00:00:0e";
@@ -196,8 +197,5 @@ function formatId(tlv: number, subtype: number, id: Buffer): string {
 
 /** Printable text of a TLV string (control characters replaced, so a hostile switch cannot inject escapes). */
 function text(v: Buffer): string {
-  return v
-    .toString("utf8")
-    .replace(/\0+$/, "")
-    .replace(/\p{Cc}/gu, "?");
+  return printable(v.toString("utf8").replace(/\0+$/, ""));
 }

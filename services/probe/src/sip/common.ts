@@ -9,6 +9,7 @@ import { SipClient } from "./client.ts";
 import { DIGEST_ALGORITHMS, type DigestAlgorithm } from "./digest.ts";
 import { headerValue, headerValues, parseNameAddr, parseVia, type SipResponse } from "./message.ts";
 import { connectSip, type ConnectSip, type SipTransportFailure, type SipTransportName } from "./transport.ts";
+import { printable } from "../contract/printable-text.ts";
 
 /** Options every phone check has (spread into each kind's TypeBox object). */
 export const connectionOptions = {
@@ -300,5 +301,6 @@ export function round3(value: number): number {
 
 /** The Server (or User-Agent) header of a response, for the detail. */
 export function serverHeader(response: SipResponse): string | undefined {
-  return headerValue(response, "server") ?? headerValue(response, "user-agent");
+  const value = headerValue(response, "server") ?? headerValue(response, "user-agent");
+  return value === undefined ? undefined : printable(value);
 }

@@ -3,6 +3,7 @@
 // The parser is deliberately forgiving in what it accepts (header folding, compact header names,
 // LF-only line ends, RFC 3261 §7.3.1) and strict about what it cannot make sense of, and it never
 // throws: a malformed message comes back as `{ error }` so a check can count it and move on.
+import { printable } from "../contract/printable-text.ts";
 
 /** One header line as received: `name` is the long form, lower case (`v` → `via`). */
 export interface SipHeader {
@@ -106,7 +107,13 @@ export function parseSipMessage(data: Buffer): SipMessage | SipParseError {
   }
   const response = /^SIP\/2\.0 ([1-6]\d\d)(?: (.*))?$/.exec(startLine);
   if (response) {
-    return { kind: "response", status: Number(response[1]), reason: response[2] ?? "", headers, body };
+    return {
+      kind: "response",
+      status: Number(response[1]),
+      reason: printable(response[2] ?? ""),
+      headers,
+      body,
+    };
   }
   const request = /^([A-Za-z]+) (\S+) SIP\/2\.0$/.exec(startLine);
   if (request) {

@@ -3,14 +3,23 @@
  * `request_id`, dispatch, and the reply. Pure of MQTT: the uplink hands in what arrived and
  * publishes what comes back, so unit tests and the fuzz drive this directly.
  *
- * Idempotency memory: a bounded in-memory LRU (by default the last 1,000 request ids, for 15
- * minutes), not the store's state table. A repeat can only come from the broker redelivering a
+ * Hostile by default: a compromised HQ client (or anyone holding its credentials) can publish
+ * as fast as the broker lets it. So, before any work: a token bucket (excess is dropped and counted,
+ * never answered: a reply per flooded message would double the flood), a size limit, and a nesting
+ * limit checked by a byte scan before JSON.parse (a 30,000-deep array makes the canonicalizer's
+ * recursion throw RangeError). Reloads that overlap share one re-read of the file.
+ *
+ * Idempotency memory: request ids with the time they were first seen, for 15 minutes, not the
+ * store's state table. It is sized from the token bucket (burst + rate × window), so within the
+ * window every id the bucket let through is still remembered; if it is ever full anyway, a new id is
+ * dropped rather than an old one forgotten — a duplicate within the window never runs twice. A repeat can only come from the broker redelivering a
  * QoS 1 message or from HQ retrying after a lost reply, both within seconds to minutes of the
  * original and within one connection's life; the uplink's sessions are clean, so nothing queued
  * for the probe survives a restart of the probe. Every command is harmless to repeat after a
  * restart anyway (run once more, blink again, reload the same file). Writing each id to SQLite
  * would cost an SD-card write per command, for no case that needs it.
  */
+import { createHash } from "node:crypto";
 import { Value } from "@sinclair/typebox/value";
 import type { TSchema } from "@sinclair/typebox";
 import type { Area } from "../checks/check.ts";
@@ -82,22 +91,38 @@ export interface CommandProcessorOptions {
   probe: string;
   target: CommandTarget;
   log: Logger;
-  /** Largest payload accepted (default 64 KiB); a command is a few hundred bytes. */
+  /** Largest payload accepted (default 8 KiB); a command is a few hundred bytes. */
   maxPayloadBytes?: number;
-  /** Request ids remembered (default 1,000). */
+  /** Commands accepted per minute, sustained, and in one burst (default 60 and 30). */
+  rate?: CommandRate;
+  /** Request ids remembered (default: burst + rate × memoryTtlMs, at most 10,000). */
   memorySize?: number;
   /** How long a request id is remembered (default 15 minutes). */
   memoryTtlMs?: number;
   now?: () => number;
 }
 
-/** Largest command payload accepted by default. */
-export const MAX_COMMAND_BYTES = 64 * 1024;
+/** A token bucket's settings: `perMinute` sustained, `burst` at once. */
+export interface CommandRate {
+  perMinute: number;
+  burst: number;
+}
+
+/** Largest command payload accepted by default: a command is a few hundred bytes. */
+export const MAX_COMMAND_BYTES = 8 * 1024;
+/** Commands accepted by default: 1 a second sustained, 30 at once (an operator clicks, a script retries). */
+export const DEFAULT_COMMAND_RATE: CommandRate = { perMinute: 60, burst: 30 };
+/** Deepest JSON nesting accepted; every command is a flat object (depth 1). */
+export const MAX_COMMAND_DEPTH = 8;
+const MAX_MEMORY = 10_000;
+/** At most one "rate limited" summary line per this long, so a flood does not flood the journal too. */
+const DROP_LOG_EVERY_MS = 10_000;
 const MAX_PROBLEMS = 10;
 const MAX_TEXT = 200;
 const REQUEST_ID = new RegExp(REQUEST_ID_PATTERN);
 
 interface Remembered {
+  /** sha256 of name + canonical payload: an 8 KiB payload is not kept 10,000 times. */
   fingerprint: string;
   at: number;
   reply: Promise<ReplyPayload>;
@@ -112,17 +137,33 @@ type ValidCommand =
 
 /** Validates, de-duplicates and runs commands; never throws for anything a publisher can send. */
 export class CommandProcessor {
-  readonly #o: Required<Omit<CommandProcessorOptions, "now">> & { now: () => number };
+  readonly #o: Required<Omit<CommandProcessorOptions, "now" | "memorySize" | "rate">> & {
+    now: () => number;
+  };
+  readonly #fixedMemorySize: number | undefined;
   readonly #memory = new Map<string, Remembered>();
+  #rate: CommandRate = DEFAULT_COMMAND_RATE;
+  #memorySize = 0;
+  #tokens = 0;
+  #refilledAt: number;
+  #dropped = 0;
+  #droppedSinceLog = 0;
+  #dropLoggedAt = -Infinity;
+  #reloadRunning: Promise<ReloadOutcome> | undefined;
+  #reloadNext: Promise<ReloadOutcome> | undefined;
 
   constructor(options: CommandProcessorOptions) {
+    const { rate, memorySize, ...rest } = options;
     this.#o = {
       maxPayloadBytes: MAX_COMMAND_BYTES,
-      memorySize: 1000,
       memoryTtlMs: 15 * 60_000,
       now: Date.now,
-      ...options,
+      ...rest,
     };
+    this.#fixedMemorySize = memorySize;
+    this.#refilledAt = this.#o.now();
+    this.setRate(rate ?? DEFAULT_COMMAND_RATE);
+    this.#tokens = this.#rate.burst;
   }
 
   /** Request ids currently remembered. */
@@ -130,8 +171,29 @@ export class CommandProcessor {
     return this.#memory.size;
   }
 
+  /** Commands dropped unread because they came faster than the rate allows, or memory was full. */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /** Applies a new rate (a reload); the bucket keeps its tokens, capped at the new burst. */
+  setRate(rate: CommandRate): void {
+    this.#rate = { perMinute: Math.max(0, rate.perMinute), burst: Math.max(1, rate.burst) };
+    this.#tokens = Math.min(this.#tokens, this.#rate.burst);
+    this.#memorySize =
+      this.#fixedMemorySize ??
+      Math.min(
+        MAX_MEMORY,
+        Math.ceil(this.#rate.burst + (this.#rate.perMinute * this.#o.memoryTtlMs) / 60_000),
+      );
+  }
+
   /** Handles one command; resolves with what to publish. Never rejects. */
   async handle(cmd: IncomingCommand): Promise<CommandOutcome> {
+    if (!this.#takeToken()) {
+      this.#drop("rate");
+      return { replies: [] };
+    }
     try {
       return await this.#handle(cmd);
     } catch (err) {
@@ -160,13 +222,18 @@ export class CommandProcessor {
       return { replies: [] };
     }
 
-    // Size, UTF-8, JSON: before this there is no request id to answer to, only a response topic.
+    // Size, nesting, UTF-8, JSON: before this there is no request id to answer to, only a response topic.
     let parsed: unknown;
     let early: { code: CommandErrorCode; message: string } | undefined;
     if (cmd.payload.length > this.#o.maxPayloadBytes) {
       early = {
         code: "too_large",
         message: `payload is ${cmd.payload.length} bytes; at most ${this.#o.maxPayloadBytes} accepted`,
+      };
+    } else if (jsonDepthExceeds(cmd.payload, MAX_COMMAND_DEPTH)) {
+      early = {
+        code: "bad_json",
+        message: `payload nests deeper than ${MAX_COMMAND_DEPTH} levels; a command is a flat object`,
       };
     } else {
       try {
@@ -202,7 +269,9 @@ export class CommandProcessor {
     }
 
     // Idempotency: the same id with the same request is answered from memory without running again.
-    const fingerprint = `${cmd.name}\n${canonicalJson(parsed)}`;
+    const fingerprint = createHash("sha256")
+      .update(`${cmd.name}\n${canonicalJson(parsed)}`)
+      .digest("hex");
     const seen = this.#recall(requestId);
     if (seen) {
       if (seen.fingerprint !== fingerprint) {
@@ -223,6 +292,11 @@ export class CommandProcessor {
       return { replies: send({ ...(await seen.reply), replayed: true }) };
     }
 
+    if (!this.#hasRoom()) {
+      // Only when memorySize was set below what the rate lets through: never forget an id early.
+      this.#drop("memory");
+      return { replies: [] };
+    }
     let after: (() => Promise<void>) | undefined;
     const reply = this.#execute(command, cmd.name, parsed, requestId).then((r) => {
       after = r.after;
@@ -266,7 +340,7 @@ export class CommandProcessor {
         return { reply: this.#reply(command, requestId, undefined, { duration_s: c.durationS, until }) };
       }
       case "reload": {
-        const r = await t.reload();
+        const r = await this.#reload();
         if (!r.ok) return fail(r.code, r.message, r.problems);
         return {
           reply: this.#reply(command, requestId, undefined, { config_hash: r.hash, changed: r.changed }),
@@ -278,6 +352,59 @@ export class CommandProcessor {
         return { reply: this.#reply(command, requestId, undefined, { config_hash: hash, config }) };
       }
     }
+  }
+
+  /**
+   * One reload at a time. A request arriving while one runs may carry an edit that run read too
+   * early, so one more run follows it; every request arriving meanwhile shares that follow-up.
+   */
+  #reload(): Promise<ReloadOutcome> {
+    if (!this.#reloadRunning) return this.#startReload();
+    this.#reloadNext ??= this.#reloadRunning.then(() => {
+      this.#reloadNext = undefined;
+      return this.#startReload();
+    });
+    return this.#reloadNext;
+  }
+
+  #startReload(): Promise<ReloadOutcome> {
+    const run = this.#o.target
+      .reload()
+      .then((r) => (r.ok && r.after ? { ...r, after: once(r.after) } : r))
+      .finally(() => {
+        if (this.#reloadRunning === run) this.#reloadRunning = undefined;
+      });
+    this.#reloadRunning = run;
+    return run;
+  }
+
+  #takeToken(): boolean {
+    const now = this.#o.now();
+    const elapsed = Math.max(0, now - this.#refilledAt);
+    this.#refilledAt = now;
+    this.#tokens = Math.min(this.#rate.burst, this.#tokens + (elapsed * this.#rate.perMinute) / 60_000);
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+
+  #drop(reason: "rate" | "memory"): void {
+    this.#dropped += 1;
+    this.#droppedSinceLog += 1;
+    const now = this.#o.now();
+    if (now - this.#dropLoggedAt < DROP_LOG_EVERY_MS) return;
+    this.#o.log.warn(
+      {
+        reason,
+        dropped: this.#droppedSinceLog,
+        dropped_total: this.#dropped,
+        per_minute: this.#rate.perMinute,
+        burst: this.#rate.burst,
+      },
+      "commands rate-limited: dropped unread",
+    );
+    this.#dropLoggedAt = now;
+    this.#droppedSinceLog = 0;
   }
 
   #targets(requestId: string | undefined, responseTopic: string | undefined): string[] {
@@ -316,14 +443,18 @@ export class CommandProcessor {
     return r;
   }
 
+  /** Forgets expired ids (a Map iterates in insertion order: oldest first); true if one more fits. */
+  #hasRoom(): boolean {
+    const now = this.#o.now();
+    for (const [id, r] of this.#memory) {
+      if (now - r.at <= this.#o.memoryTtlMs) break;
+      this.#memory.delete(id);
+    }
+    return this.#memory.size < this.#memorySize;
+  }
+
   #remember(id: string, r: Remembered): void {
     this.#memory.set(id, r);
-    // A Map iterates in insertion order: the first key is the oldest.
-    while (this.#memory.size > this.#o.memorySize) {
-      const oldest = this.#memory.keys().next();
-      if (oldest.done) break;
-      this.#memory.delete(oldest.value);
-    }
   }
 }
 
@@ -390,6 +521,33 @@ export function validateCommand(name: string, payload: unknown): CommandValidati
     case "config":
       return { ok: true, command: { name: "config" } };
   }
+}
+
+/**
+ * True when the JSON text in `bytes` nests arrays/objects deeper than `max`. A byte scan (strings
+ * and their escapes skipped) that costs one pass and no allocation, so a hostile payload is
+ * refused before JSON.parse builds it. Not a validator: JSON.parse still judges what passes.
+ */
+export function jsonDepthExceeds(bytes: Uint8Array, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (inString) {
+      if (b === 0x5c)
+        i += 1; // backslash: skip the escaped byte
+      else if (b === 0x22) inString = false;
+    } else if (b === 0x22) inString = true;
+    else if (b === 0x5b || b === 0x7b) {
+      if (++depth > max) return true;
+    } else if (b === 0x5d || b === 0x7d) depth -= 1;
+  }
+  return false;
+}
+
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let p: Promise<void> | undefined;
+  return () => (p ??= fn());
 }
 
 function problemText(path: string, message: string, value: unknown): string {
