@@ -415,15 +415,28 @@ export class Fleet extends EventEmitter<FleetEvents> {
       }
       case "event": {
         const p = body as EventPayload;
-        v.events.unshift({
-          ...p,
+        const common = {
           boot_id: bound(p.boot_id, MAX_NAME_CHARS, cut),
           reason: bound(p.reason, MAX_TEXT_CHARS, cut),
-          result_id: p.result_id === null ? null : bound(p.result_id, MAX_NAME_CHARS, cut),
           site,
           probe,
           received_at: now,
-        });
+        };
+        v.events.unshift(
+          p.type === "store_quarantined"
+            ? {
+                ...p,
+                ...common,
+                file: bound(p.file, MAX_TEXT_CHARS, cut),
+                moved_to: bound(p.moved_to, MAX_TEXT_CHARS, cut),
+                problem: bound(p.problem, MAX_TEXT_CHARS, cut),
+              }
+            : {
+                ...p,
+                ...common,
+                result_id: p.result_id === null ? null : bound(p.result_id, MAX_NAME_CHARS, cut),
+              },
+        );
         if (v.events.length > this.#limits.eventsPerProbe) v.events.length = this.#limits.eventsPerProbe;
         break;
       }

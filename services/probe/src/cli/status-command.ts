@@ -177,8 +177,7 @@ export function statusCommand(db: string, json: boolean): number {
     return 2;
   }
   if (json) console.log(JSON.stringify(report, null, 2));
-  else console.log(terminalSafe(formatStatus(report, Date.now(), process.stdout.isTTY === true).join("
-")));
+  else console.log(terminalSafe(formatStatus(report, Date.now(), process.stdout.isTTY === true).join("\n")));
   const areas = Object.values(report.health?.areas ?? {});
   return areas.every((a) => a.state === "ok" || a.state === "off") ? 0 : 1;
 }
