@@ -24,6 +24,11 @@ describe("errno → code and message", () => {
     ["ECONNRESET", "connection_closed", "192.0.2.53:53 closed the connection"],
     ["EPIPE", "connection_closed", "closed the connection"],
     ["ETIMEDOUT", "timeout", "192.0.2.53:53 did not answer in time"],
+    [
+      "EMSGSIZE",
+      "unreachable",
+      "the packet is too big for the path to 192.0.2.53:53 and may not be fragmented",
+    ],
     ["EPERM", "no_permission", "a local firewall rule or a missing capability (CAP_NET_RAW)"],
     ["EACCES", "no_permission", "not allowed to talk to 192.0.2.53:53"],
   ])("Node %s → %s", (errno, code, text) => {

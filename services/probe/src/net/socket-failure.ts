@@ -79,6 +79,9 @@ export function socketFailure(error: unknown, peer: string): SocketFailure {
       return why("connection_closed", `${peer} closed the connection`);
     case "ETIMEDOUT":
       return why("timeout", `${peer} did not answer in time`);
+    case "EMSGSIZE":
+      // ICMP with DF set above the known path MTU (ping -M do): the path cannot carry it.
+      return why("unreachable", `the packet is too big for the path to ${peer} and may not be fragmented`);
     case "EPERM":
     case "EACCES":
       return why(
