@@ -115,6 +115,26 @@ describe("arp check (RFC 5227 duplicate address detection)", () => {
   const opts: ArpOptions = { interface: "eth0", count: 2, interval_ms: 10, wait_ms: 50, expect: "free" };
   const deps = (io: FakeFrameIo) => ({ io, ownIpv4: () => "192.0.2.10", defaultInterface: () => "eth0" });
 
+  it("self without an address: no_address while the interface exists, interface_missing once it is gone", async () => {
+    const io = new FakeFrameIo(PROBE_MAC);
+    const noAddress = { io, ownIpv4: () => undefined, defaultInterface: () => "eth0" };
+    const present = await createArpCheck({ ...noAddress, interfaceExists: () => true }).run(
+      "self",
+      opts,
+      ctx,
+      signal(),
+    );
+    expect(present.error?.code).toBe("no_address");
+    const gone = await createArpCheck({ ...noAddress, interfaceExists: () => false }).run(
+      "self",
+      opts,
+      ctx,
+      signal(),
+    );
+    expect(gone).toMatchObject({ status: "error", error: { code: "interface_missing" } });
+    expect(io.injected).toHaveLength(0);
+  });
+
   it("self: probes with sender 0.0.0.0; another MAC answering is duplicate_ip naming it", async () => {
     const io = new FakeFrameIo(PROBE_MAC, answering("192.0.2.10", "02:00:00:00:00:66"));
     const r = await createArpCheck(deps(io)).run("self", opts, ctx, signal());

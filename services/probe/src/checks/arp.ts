@@ -6,7 +6,7 @@
 import { Type, type Static } from "@sinclair/typebox";
 import type { CheckKind, Measurement } from "./check.ts";
 import { arpExchange } from "../net/arp-exchange.ts";
-import { defaultInterface, interfaceIpv4, isInterfaceName } from "../net/interfaces.ts";
+import { defaultInterface, interfaceIpv4, isInterfaceName, readInterfaceMac } from "../net/interfaces.ts";
 import { sharedPcap, type FrameIo } from "../net/pcap-session.ts";
 
 const options = Type.Object(
@@ -51,6 +51,8 @@ export interface ArpDependencies {
   io: FrameIo;
   ownIpv4: (iface: string) => string | undefined;
   defaultInterface: () => string | undefined;
+  /** Whether the interface exists (an unplugged USB adapter has no address either, but says more). */
+  interfaceExists?: (iface: string) => boolean;
 }
 
 /** Builds the arp check over the given I/O. */
@@ -67,6 +69,11 @@ export function createArpCheck(deps: ArpDependencies): CheckKind<typeof options>
       const self = rawTarget.trim() === "self";
       const target = self ? deps.ownIpv4(iface) : rawTarget.trim();
       if (target === undefined) {
+        if (deps.interfaceExists?.(iface) === false)
+          return errorResult(
+            "interface_missing",
+            `interface ${iface} does not exist (network adapter missing or renamed)`,
+          );
         return errorResult("no_address", `interface ${iface} has no IPv4 address to check for duplicates`);
       }
       if (!/^(\d{1,3}\.){3}\d{1,3}$/.test(target)) {
@@ -133,6 +140,7 @@ export const arp: CheckKind<typeof options> = createArpCheck({
   io: sharedPcap,
   ownIpv4: (iface) => interfaceIpv4(iface)?.address,
   defaultInterface,
+  interfaceExists: (iface) => readInterfaceMac(iface) !== "",
 });
 
 function errorResult(code: string, message: string): Measurement {

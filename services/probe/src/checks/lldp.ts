@@ -12,7 +12,7 @@ import type { CheckKind, Measurement } from "./check.ts";
 import { ETHERTYPE, type EthernetFrame } from "../net/ethernet.ts";
 import { isInterfaceName } from "../net/interfaces.ts";
 import { decodeLldp, type LldpNeighbor } from "../net/lldp-tlv.ts";
-import { sharedPcap, type FrameIo } from "../net/pcap-session.ts";
+import { sharedPcap, type FrameConsumer, type FrameIo } from "../net/pcap-session.ts";
 
 const options = Type.Object(
   {
@@ -64,6 +64,7 @@ interface Heard {
 }
 
 interface Listener {
+  consumer: FrameConsumer;
   last: Heard | undefined;
   frames: number;
   malformed: number;
@@ -95,27 +96,36 @@ export function createLldpCheck(deps: LldpDependencies): CheckKind<typeof option
 
   const listen = (iface: string): Listener | { code: string; message: string } => {
     const existing = listeners.get(iface);
-    if (existing !== undefined) return existing;
-    const l: Listener = { last: undefined, frames: 0, malformed: 0, waiters: new Set(), onChange: new Set() };
-    const tap = deps.io.open(iface, {
-      etherTypes: [ETHERTYPE.lldp],
-      onFrame: (_frame, eth: EthernetFrame) => {
-        l.frames++;
-        const neighbor = decodeLldp(eth.payload);
-        if (neighbor === undefined) {
-          l.malformed++;
-          return;
-        }
-        const before = l.last === undefined ? undefined : identityOf(l.last.neighbor);
-        // TTL 0 is a shutdown LLDPDU (§9.2.7.7.2): the neighbour info is to be removed.
-        l.last = neighbor.ttlS === 0 ? undefined : { neighbor, from: eth.src, at: deps.now() };
-        for (const w of l.waiters) w();
-        const after = l.last === undefined ? undefined : identityOf(l.last.neighbor);
-        if (after !== before) for (const c of l.onChange) c();
+    const l: Listener = existing ?? {
+      last: undefined,
+      frames: 0,
+      malformed: 0,
+      waiters: new Set(),
+      onChange: new Set(),
+      consumer: {
+        etherTypes: [ETHERTYPE.lldp],
+        onFrame: (_frame, eth: EthernetFrame) => {
+          l.frames++;
+          const neighbor = decodeLldp(eth.payload);
+          if (neighbor === undefined) {
+            l.malformed++;
+            return;
+          }
+          const before = l.last === undefined ? undefined : identityOf(l.last.neighbor);
+          // TTL 0 is a shutdown LLDPDU (§9.2.7.7.2): the neighbour info is to be removed.
+          l.last = neighbor.ttlS === 0 ? undefined : { neighbor, from: eth.src, at: deps.now() };
+          for (const w of l.waiters) w();
+          const after = l.last === undefined ? undefined : identityOf(l.last.neighbor);
+          if (after !== before) for (const c of l.onChange) c();
+        },
       },
-    });
+    };
+    // Opened again on every run with the same consumer (a no-op while the capture is healthy): after
+    // a link bounce or a re-created interface the shared capture is a new one, and the listener must
+    // move to it (pcap-session.ts). The listener stays for the life of the process: LLDP arrives
+    // every ~30 s, between runs.
+    const tap = deps.io.open(iface, l.consumer);
     if ("code" in tap) return tap;
-    // The tap stays open for the life of the process: LLDP arrives every ~30 s, between runs.
     listeners.set(iface, l);
     return l;
   };

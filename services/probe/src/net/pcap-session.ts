@@ -13,7 +13,7 @@ import { createRequire } from "node:module";
 import type { CheckError } from "../checks/check.ts";
 import type { Logger } from "../log.ts";
 import { decodeEthernet, type EthernetFrame } from "./ethernet.ts";
-import { readInterfaceMac } from "./interfaces.ts";
+import { readInterfaceMac, readSysfs } from "./interfaces.ts";
 
 /** A frame as captured, with both clocks. */
 export interface CapturedFrame {
@@ -81,6 +81,21 @@ interface OpenSession {
   session: PcapSessionHandle;
   consumers: Set<FrameConsumer>;
   mac: string;
+  /** The interface's ifindex when the session opened: a new one means the interface was re-created. */
+  ifindex: string | undefined;
+  /** The interface's carrier_changes when the session opened: another value means the link bounced. */
+  linkEpoch: string | undefined;
+}
+
+/** What the shared sessions read about an interface; sysfs for real, a double in tests. */
+export interface InterfaceFacts {
+  mac(iface: string): string;
+  /** undefined: unknown (the interface is gone, or a test that does not care). */
+  ifindex(iface: string): string | undefined;
+  /** A counter that changes whenever the link goes down or up (sysfs carrier_changes). */
+  linkEpoch(iface: string): string | undefined;
+  /** Whether the interface is up with carrier (a session opened on a dead link goes blind the same way). */
+  carrier(iface: string): boolean;
 }
 
 let pcapModule: PcapModule | undefined;
@@ -113,10 +128,10 @@ export class PcapSessions implements FrameIo {
   readonly #sessions = new Map<string, OpenSession>();
   readonly counters: PcapCounters = { frames: 0, malformed: 0, consumerErrors: 0 };
   #log: Logger | undefined;
-  readonly #readMac: (iface: string) => string;
+  readonly #facts: InterfaceFacts;
 
-  constructor(readMac: (iface: string) => string) {
-    this.#readMac = readMac;
+  constructor(facts: InterfaceFacts) {
+    this.#facts = facts;
   }
 
   /** Where consumer errors are logged (the service sets it; otherwise they are only counted). */
@@ -126,6 +141,19 @@ export class PcapSessions implements FrameIo {
 
   open(iface: string, consumer: FrameConsumer): FrameTap | CheckError {
     let s = this.#sessions.get(iface);
+    if (
+      s !== undefined &&
+      (this.#facts.ifindex(iface) !== s.ifindex || this.#facts.linkEpoch(iface) !== s.linkEpoch)
+    ) {
+      // The interface was removed (a USB adapter unplugged) and maybe re-created, or its link went
+      // down and up. Either way the session may be blind for good: a down link makes the packet
+      // socket report POLLERR, libuv then stops the poll handle (uv__poll_io) and node_pcap never
+      // reads again, with no error to see (measured: 0 frames after an `ip link set down/up`).
+      // Every Ethernet-level check would stay falsely red. One close per link event is not the
+      // create/destroy churn node_pcap cannot take; while the link is down none is opened (below).
+      this.#retire(s);
+      s = undefined;
+    }
     if (s === undefined) {
       const opened = this.#start(iface);
       if ("code" in opened) return opened;
@@ -165,10 +193,26 @@ export class PcapSessions implements FrameIo {
     this.#sessions.clear();
   }
 
+  #retire(s: OpenSession): void {
+    this.#sessions.delete(s.iface);
+    s.consumers.clear();
+    try {
+      s.session.close();
+    } catch {
+      // already closed
+    }
+    this.#log?.warn({ iface: s.iface }, "interface re-created, gone or bounced; pcap session closed");
+  }
+
   #start(iface: string): OpenSession | CheckError {
-    const mac = this.#readMac(iface);
+    const ifindex = this.#facts.ifindex(iface);
+    const linkEpoch = this.#facts.linkEpoch(iface);
+    const mac = this.#facts.mac(iface);
     if (mac === "") {
       return { code: "interface_missing", message: `interface ${iface} does not exist` };
+    }
+    if (!this.#facts.carrier(iface)) {
+      return { code: "interface_down", message: `interface ${iface} is down or has no carrier` };
     }
     let pcap: PcapModule;
     try {
@@ -195,7 +239,7 @@ export class PcapSessions implements FrameIo {
       const hint = code === "no_permission" ? " (the probe needs CAP_NET_RAW)" : "";
       return { code, message: `cannot capture on ${iface}: ${text}${hint}` };
     }
-    const s: OpenSession = { iface, session, consumers: new Set(), mac };
+    const s: OpenSession = { iface, session, consumers: new Set(), mac, ifindex, linkEpoch };
     session.on("packet", (p) => this.#dispatch(s, p));
     this.#sessions.set(iface, s);
     this.#log?.debug({ iface, warning: lastWarning || undefined }, "pcap session opened");
@@ -238,4 +282,11 @@ function describe(err: unknown): string {
 }
 
 /** The process-wide sessions used by the real checks. */
-export const sharedPcap = new PcapSessions((iface) => readInterfaceMac(iface));
+export const sharedPcap = new PcapSessions({
+  mac: (iface) => readInterfaceMac(iface),
+  ifindex: (iface) => readSysfs(iface, "ifindex"),
+  linkEpoch: (iface) => readSysfs(iface, "carrier_changes"),
+  // operstate "unknown" is what drivers without carrier reporting say: treat it as up.
+  carrier: (iface) =>
+    !["down", "lowerlayerdown", "notpresent"].includes(readSysfs(iface, "operstate") ?? "down"),
+});

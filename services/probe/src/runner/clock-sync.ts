@@ -87,12 +87,14 @@ export function correctResult(
   step: ClockStep,
   thresholdMs = STEP_THRESHOLD_MS,
 ): string | null {
-  let r: { boot_id?: unknown; mono_ms?: unknown; started_at?: unknown; clock?: unknown };
+  let r: { boot_id?: unknown; mono_ms?: unknown; started_at?: unknown; clock?: unknown } | null;
   try {
     r = JSON.parse(payload) as typeof r;
   } catch {
     return null;
   }
+  // A row whose payload is JSON but not an object (`null`, a number) is not a result to correct.
+  if (typeof r !== "object" || r === null) return null;
   if (r.boot_id !== bootId || typeof r.mono_ms !== "number" || r.mono_ms > step.atMonoMs) return null;
   const corrected = r.mono_ms + step.toOffsetMs;
   const was = typeof r.started_at === "string" ? Date.parse(r.started_at) : NaN;
