@@ -119,6 +119,28 @@ export async function applyLanFaults(
   await lldpPort(dir, on("lldp-port-change"));
 }
 
+/**
+ * Re-attaches the probe's switch port after the probe's adapter was plugged back in (a new veth):
+ * into the bridge, then the LAN faults and lldpd's per-port settings, which went with the old port.
+ */
+export async function reattachProbePort(
+  ns: LabNamespaces,
+  dir: string,
+  faults: Readonly<Partial<Record<string, boolean>>>,
+): Promise<void> {
+  await ip(ns.sw, "link", "set", "probe0", "master", "br0", "up");
+  // lldpd learns of the new port from netlink, a moment later; until then it rejects its settings.
+  const socket = join(dir, "lldpd.socket");
+  const power = ["dot3", "power", "pse", "supported", "enabled", "paircontrol", "powerpairs", "signal"];
+  const argv = ["lldpcli", "-u", socket, "configure", "ports", "probe0", ...power, "class", "class-3"];
+  for (const until = Date.now() + 3000; ; await sleep(50)) {
+    const shown = await run(["lldpcli", "-u", socket, "show", "interfaces", "ports", "probe0"]);
+    if (shown.stdout.includes("probe0") && (await run(argv)).code === 0) break;
+    if (Date.now() > until) throw new Error(`lldpd did not pick up the re-created probe0: ${shown.stderr}`);
+  }
+  await applyLanFaults(ns, dir, faults);
+}
+
 /** Fills (or empties) the gateway's reservations so that no pool address is left for a new client. */
 async function setPoolExhausted(dir: string, exhausted: boolean): Promise<void> {
   const lines: string[] = [];

@@ -26,6 +26,8 @@ export const ADDR = {
   /** The probe's static address (absent when the lab is built with `probeStatic: false`). */
   probe4: "192.0.2.10",
   probe6: "2001:db8:1::10",
+  /** The probe's address while the `address-changed` fault is on (static, or the DHCP server's reservation). */
+  probeAlt4: "192.0.2.11",
   probeIf: "eth0",
   /** Locally administered, fixed so lab tests know the ground truth of ARP answers. */
   probeMac: "02:00:00:00:00:10",
@@ -78,6 +80,13 @@ export const ADDR = {
   dhcpPoolStart: "192.0.2.100",
   dhcpPoolEnd: "192.0.2.199",
   dhcpLeaseS: 3600,
+  /**
+   * The lease of the probe's own DHCP client (`probeAddressing: "dhcp"`), short so that renewal and
+   * expiry happen within a test; 120 s is dnsmasq's minimum. The dhcp check (no client id) keeps 3600.
+   */
+  probeLeaseS: 120,
+  /** Client identifier (option 61: type 1 + MAC) the probe's DHCP client sends, as dhcpcd's `clientid`. */
+  probeClientId: "01:02:00:00:00:00:10",
   domain: "branch.example",
 } as const;
 
@@ -93,10 +102,16 @@ export const DNS_RECORDS: Readonly<Record<string, { a: string; aaaa: string }>> 
   [`gw.${ADDR.domain}`]: { a: ADDR.gwLan4, aaaa: ADDR.gwLan6 },
 };
 
+/**
+ * How the probe gets its addresses: `static` (192.0.2.10, 2001:db8:1::10 and default routes),
+ * `dhcp` (IPv4 from a DHCP client in the probe namespace, as dhcpcd on Raspberry Pi OS: see
+ * probe-host.ts; IPv6 as SLAAC would leave it) or `none` (link only, e.g. for DHCP check tests).
+ */
+export type ProbeAddressing = "static" | "dhcp" | "none";
+
 /** Options that change how the topology is built. */
 export interface TopologyOptions {
-  /** Give the probe its static addresses and default routes (default true); false = link only. */
-  probeStatic: boolean;
+  probeAddressing: ProbeAddressing;
 }
 
 /** Namespace names of one lab. */
@@ -137,12 +152,18 @@ export async function buildTopology(ns: LabNamespaces, opts: TopologyOptions): P
 
   // probe
   await ip(ns.probe, "link", "set", ADDR.probeIf, "address", ADDR.probeMac, "up");
-  if (opts.probeStatic) {
+  if (opts.probeAddressing === "static") {
     await addr(ns.probe, ADDR.probeIf, `${ADDR.probe4}/24`, `${ADDR.probe6}/64`);
     await route(ns.probe, "-4", "default", "via", ADDR.gwLan4, "dev", ADDR.probeIf);
     await route(ns.probe, "-6", "default", "via", ADDR.gwLan6, "dev", ADDR.probeIf);
   } else {
     await ip(ns.probe, "addr", "flush", "dev", ADDR.probeIf, "scope", "global");
+    await ip(ns.probe, "-4", "route", "flush", "dev", ADDR.probeIf);
+    // IPv4 comes from the DHCP client (probe-host.ts); IPv6 stays as router advertisements leave it.
+    if (opts.probeAddressing === "dhcp") {
+      await ip(ns.probe, "addr", "replace", `${ADDR.probe6}/64`, "dev", ADDR.probeIf, "nodad");
+      await route(ns.probe, "-6", "default", "via", ADDR.gwLan6, "dev", ADDR.probeIf);
+    }
   }
 
   // gw: a router with IPv4 NAT (the nft table lives in faults.ts with the fault rules).
@@ -195,7 +216,7 @@ async function linkExists(ns: string, dev: string): Promise<boolean> {
 }
 
 /** A veth pair with one end in each namespace; a half-present pair (repair) is recreated. */
-async function veth(nsA: string, ifA: string, nsB: string, ifB: string): Promise<void> {
+export async function veth(nsA: string, ifA: string, nsB: string, ifB: string): Promise<void> {
   const [a, b] = [await linkExists(nsA, ifA), await linkExists(nsB, ifB)];
   if (a && b) return;
   // Deleting one end of a veth deletes both; a lone leftover end is removed before recreating.
