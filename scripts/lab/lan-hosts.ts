@@ -106,13 +106,16 @@ export async function applyLanFaults(
     "address",
     on("gateway-mac-change") ? LAN.gwAltMac : ADDR.gwLanMac,
   );
-  if (on("dup-ip")) await ip(ns.lan, "addr", "replace", `${ADDR.probe4}/24`, "dev", LAN.hostIf);
-  else if (
-    (await run(["ip", "-n", ns.lan, "addr", "del", `${ADDR.probe4}/24`, "dev", LAN.hostIf])).code === 0
-  ) {
+  // The duplicate takes whatever address the probe has now (static, or its DHCP lease).
+  const claimed = (await addresses4(ns.lan, LAN.hostIf)).filter((a) => a !== LAN.host4);
+  const probe4 = (await addresses4(ns.probe, ADDR.probeIf))[0] ?? ADDR.probe4;
+  const wanted = on("dup-ip") ? [probe4] : [];
+  for (const a of claimed.filter((c) => !wanted.includes(c))) {
+    await ip(ns.lan, "addr", "del", `${a}/24`, "dev", LAN.hostIf);
     // The duplicate is unplugged: the router forgets whichever MAC it had learned for the address.
-    await run(["ip", "-n", ns.gw, "neigh", "del", ADDR.probe4, "dev", ADDR.gwLanIf]);
+    await run(["ip", "-n", ns.gw, "neigh", "del", a, "dev", ADDR.gwLanIf]);
   }
+  for (const a of wanted) await ip(ns.lan, "addr", "replace", `${a}/24`, "dev", LAN.hostIf);
   await setPoolExhausted(dir, on("dhcp-pool-exhausted"));
   if (on("rogue-dhcp")) await startRogueDhcp(ns, dir);
   else await stopPidFile(join(dir, "rogue-dnsmasq.pid"), "dnsmasq");
@@ -316,6 +319,12 @@ async function stopPidFile(file: string, comm: string): Promise<void> {
     if (isAlive(pid)) signal(pid, "SIGKILL");
   }
   if (existsSync(file)) writeFileSync(file, "");
+}
+
+/** The global IPv4 addresses of an interface (none when it is absent). */
+async function addresses4(ns: string, dev: string): Promise<string[]> {
+  const r = await run(["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", dev, "scope", "global"]);
+  return [...r.stdout.matchAll(/inet (\S+)\//g)].map((m) => m[1]!);
 }
 
 function ip(ns: string, ...args: string[]): Promise<string> {

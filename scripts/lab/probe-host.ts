@@ -173,7 +173,7 @@ export async function startDhcpClient(ns: LabNamespaces, dir: string, wait: bool
   }
   if (readPid(pidFile(dir, "udhcpc")) === undefined) {
     // -t 3 -T 1 -A 1: three DISCOVERs a second apart, then a 1 s pause (dhcpcd retries about as
-    // often); the client id makes dnsmasq give this client, not the dhcp check, the short lease.
+    // often); the client id (ADDR.probeClientId) gives this client alone the short lease.
     const argv = ["udhcpc", "-f", "-i", ADDR.probeIf, "-s", hook, "-t", "3", "-T", "1", "-A", "1"];
     argv.push("-x", `0x3d:${ADDR.probeClientId.replaceAll(":", "")}`, "-x", "hostname:probe-1");
     const pid = startDaemon(ns.probe, {

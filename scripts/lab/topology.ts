@@ -85,8 +85,12 @@ export const ADDR = {
    * expiry happen within a test; 120 s is dnsmasq's minimum. The dhcp check (no client id) keeps 3600.
    */
   probeLeaseS: 120,
-  /** Client identifier (option 61: type 1 + MAC) the probe's DHCP client sends, as dhcpcd's `clientid`. */
-  probeClientId: "01:02:00:00:00:00:10",
+  /**
+   * Client identifier (option 61) the probe's DHCP client sends: RFC 4361's type 255 + IAID 1 +
+   * DUID-LL of its MAC, as dhcpcd's `duid` option does. Other DHCP clients on the probe's port (the
+   * dhcp check sends none, a test's udhcpc sends type 1 + MAC) keep the pool's normal lease.
+   */
+  probeClientId: "ff:00:00:00:01:00:03:00:01:02:00:00:00:00:10",
   domain: "branch.example",
 } as const;
 
