@@ -5,6 +5,7 @@
 // types it: within a second (median of several toggles, printed).
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ADDR } from "../../scripts/lab/lab.ts";
@@ -284,7 +285,8 @@ function faultSuite(addressing: "static" | "dhcp"): void {
       const sorted = times.map((t) => t.ms).sort((a, b) => a - b);
       const median = sorted[Math.floor(sorted.length / 2)]!;
       console.log(
-        `lab fault timings (${addressing}, ${times.length} toggles): median ${median} ms, min ${sorted[0]} ms, max ${sorted.at(-1)} ms\n` +
+        `lab fault timings (${addressing}, ${times.length} toggles): median ${median} ms, min ${sorted[0]} ms, max ${sorted.at(-1)} ms` +
+          ` (load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores)\n` +
           times.map((t) => `  ${t.fault} ${t.state}: ${t.ms} ms`).join("\n"),
       );
       expect(median).toBeLessThan(1000);
