@@ -350,13 +350,17 @@ describe("failures are data", () => {
     });
   });
 
-  test("send errors (no route): fail/unreachable with the system message", async () => {
+  test("send errors (no route): fail/no_route saying why, with the system message", async () => {
     network.sendError = () => new Error("Network is unreachable");
     const result = await run("198.51.100.1", { count: 2, interval_ms: 10 });
     expect(result).toMatchObject({
       status: "fail",
       metrics: { sent: 2, received: 0, loss_pct: 100 },
-      error: { code: "unreachable", message: "cannot send to 198.51.100.1: Network is unreachable" },
+      error: {
+        code: "no_route",
+        message:
+          "no route to 198.51.100.1: the probe has no address or default route for it (Network is unreachable)",
+      },
       detail: { send_errors: 2, send_error: "Network is unreachable" },
     });
   });

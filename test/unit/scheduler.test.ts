@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { Type } from "@sinclair/typebox";
 import type { CheckKind, Measurement } from "../../services/probe/src/checks/check.ts";
 import { silentLogger } from "../../services/probe/src/log.ts";
+import { runningCheck } from "../../services/probe/src/crash-guard.ts";
 import { Scheduler, type Run, type ScheduledCheck } from "../../services/probe/src/runner/scheduler.ts";
 
 function kind(run: CheckKind["run"]): CheckKind {
@@ -69,8 +70,60 @@ describe("scheduler", () => {
     expect(runs[0]?.measurement).toEqual({
       status: "error",
       metrics: {},
-      error: { code: "internal", message: "bug" },
+      error: { code: "internal", message: "check t (fake) failed inside the probe: bug" },
     });
+  });
+
+  it("a check that throws synchronously (not from a promise) is an error result too", async () => {
+    const throws = kind(() => {
+      throw new TypeError("cannot read properties of undefined");
+    });
+    const runs = await runFor([scheduled("sync", throws, 10_000, 100)], 100);
+    expect(runs[0]?.measurement.error).toEqual({
+      code: "internal",
+      message: "check sync (fake) failed inside the probe: cannot read properties of undefined",
+    });
+  });
+
+  it("a failing result handler (store) neither stops the schedule nor escapes as a rejection", async () => {
+    let calls = 0;
+    const s = new Scheduler(
+      [
+        scheduled(
+          "fine",
+          kind(() => Promise.resolve({ status: "ok", metrics: {} })),
+          20,
+          100,
+        ),
+      ],
+      { log: silentLogger() },
+      () => {
+        calls++;
+        throw new Error("SQLITE_FULL");
+      },
+      silentLogger(),
+    );
+    s.start();
+    await new Promise((r) => setTimeout(r, 110));
+    await s.stop();
+    expect(calls).toBeGreaterThanOrEqual(3);
+  });
+
+  it("a run and what it schedules later carry the check's name (for the crash guard)", async () => {
+    const seen: (string | undefined)[] = [];
+    const later = kind(
+      () =>
+        new Promise((resolve) => {
+          seen.push(runningCheck());
+          setTimeout(() => {
+            seen.push(runningCheck());
+            resolve({ status: "ok", metrics: {} });
+          }, 5);
+        }),
+    );
+    await runFor([scheduled("named", later, 10_000, 100)], 50);
+    expect(seen).toEqual(["named", "named"]);
+    expect(runningCheck()).toBeUndefined();
   });
 
   it("runNow starts a check outside its schedule", async () => {

@@ -12,6 +12,8 @@ import { createLogger, silentLogger } from "./log.ts";
 import { openLedBackend } from "./leds/led-backend.ts";
 import { bootId, monoMs } from "./runner/clock.ts";
 import { envelope } from "./runner/result.ts";
+import { measure } from "./runner/scheduler.ts";
+import { installCrashGuard } from "./crash-guard.ts";
 import { ProbeService } from "./service.ts";
 import { statusCommand } from "./cli/status-command.ts";
 import { VERSION } from "./version.ts";
@@ -44,6 +46,9 @@ program
       // `cmd/reload` re-reads the same file with the same environment overrides.
       () => validateConfigFile(resolveConfigPath({ file: opts.config }), process.env),
     );
+    // An exception nothing caught: one log line naming the check, the store closed, a non-zero
+    // exit for the supervisor to restart us (crash-guard.ts).
+    installCrashGuard({ log, close: () => service.closeStore() });
     try {
       service.start();
     } catch (err) {
@@ -109,14 +114,9 @@ program
       if (!checked.ok) usage(checked.problems.map((p) => p.replace(/^checks\[0\]\./, "")).join("\n"));
       const check = checked.config.checks[0]!;
       const checkKindDef = checkKind(check.kind)!;
+      installCrashGuard({ log: createLogger("fatal") });
       const startedAt = new Date();
       const t0 = monoMs();
-      const measurement = await checkKindDef.run(
-        check.target,
-        check.options,
-        { log: silentLogger() },
-        AbortSignal.timeout(check.timeout_ms),
-      );
       const scheduled = {
         name: check.name,
         kind: checkKindDef,
@@ -127,6 +127,12 @@ program
         jitter: 0,
         options: check.options,
       };
+      const measurement = await measure(
+        scheduled,
+        { log: silentLogger() },
+        AbortSignal.timeout(check.timeout_ms),
+        silentLogger(),
+      );
       const result = envelope(
         { check: scheduled, startedAt, monoMs: t0, durationMs: monoMs() - t0, measurement },
         check.thresholds,

@@ -162,6 +162,11 @@ export class ProbeService {
     return this.#scheduler?.runNow(name) ?? [];
   }
 
+  /** Closes the store at once, nothing awaited: the crash guard's last step before exiting. */
+  closeStore(): void {
+    this.#store?.close();
+  }
+
   /** Stops probing, delivers what it can within the uplink's grace time, closes the store. */
   async stop(): Promise<void> {
     clearInterval(this.#ledTimer);

@@ -29,6 +29,7 @@ import {
   type SendOptions,
 } from "../net/icmp-socket.ts";
 import { sharedPcap, type FrameIo, type FrameTap } from "../net/pcap-session.ts";
+import { socketFailure } from "../net/socket-failure.ts";
 
 /** The `address_family` option of every check that resolves its target with resolveTarget. */
 export const addressFamilyOption = Type.Union(
@@ -610,10 +611,7 @@ class EchoSeries implements EchoListener {
       };
     }
     if (this.#sendErrors > 0 && this.#sendErrors === this.#issued) {
-      return {
-        code: "unreachable",
-        message: `cannot send to ${this.#address}: ${this.#firstSendError ?? "send failed"}`,
-      };
+      return socketFailure(this.#firstSendError ?? "send failed", this.#address);
     }
     if (this.#aborted) {
       return {

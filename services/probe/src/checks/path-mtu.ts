@@ -15,6 +15,7 @@ import type { CheckContext, CheckKind, Measurement } from "./check.ts";
 import { addressFamilyOption, resolveTarget, resolveWithSystem, type ResolveHost } from "./icmp.ts";
 import { ICMP_HEADER_BYTES, normalizeIpLiteral, type EchoError, type IpFamily } from "../net/icmp-packet.ts";
 import { sharedIcmpSockets, type EchoSession, type IcmpSocketPool } from "../net/icmp-socket.ts";
+import { socketFailure } from "../net/socket-failure.ts";
 
 const options = Type.Object(
   {
@@ -73,7 +74,7 @@ type Outcome =
   | { kind: "too_big"; nextHopMtu?: number; from: string }
   | { kind: "local_too_big"; message: string }
   | { kind: "silent" }
-  | { kind: "unreachable"; message: string }
+  | { kind: "unreachable"; message: string; code?: string }
   | { kind: "aborted" };
 
 /** Builds the path-mtu check over the given I/O. */
@@ -184,7 +185,7 @@ class PathMtuSearch {
           status: "fail",
           metrics: { probes: this.#probes },
           detail: this.#detail({ reportedBy, nextHopMtu, blackHole }),
-          error: { code: "unreachable", message: outcome.message },
+          error: { code: outcome.code ?? "unreachable", message: outcome.message },
         };
       }
       if (outcome.kind === "passed") good = size;
@@ -317,7 +318,7 @@ class PathMtuSearch {
           // EMSGSIZE: larger than our own interface's MTU (PROBE still honours the device MTU).
           if (/message too long/i.test(error.message))
             settle({ kind: "local_too_big", message: error.message });
-          else settle({ kind: "unreachable", message: `cannot send to ${this.#address}: ${error.message}` });
+          else settle({ kind: "unreachable", ...socketFailure(error, this.#address) });
         },
         { dontFragment: "probe" },
       );

@@ -7,6 +7,7 @@ import { Socket } from "node:net";
 import { isIP } from "node:net";
 import { Type, type Static } from "@sinclair/typebox";
 import type { CheckError, CheckKind, Measurement } from "./check.ts";
+import { socketFailure } from "../net/socket-failure.ts";
 
 /** Address family choice shared by the tcp, tls and ntp checks. */
 export const AddressFamilyOption = Type.Union(
@@ -115,25 +116,12 @@ export async function resolveTimed(
   }
 }
 
-/** Maps a socket error to a stable code. */
+/** Maps a socket error to a stable code; the peer comes from the error (Node sets address/port). */
 export function socketErrorCode(err: unknown): CheckError {
-  const code = (err as { code?: unknown }).code;
-  const message = err instanceof Error ? err.message : String(err);
-  switch (code) {
-    case "ECONNREFUSED":
-      return { code: "connection_refused", message };
-    case "EHOSTUNREACH":
-    case "ENETUNREACH":
-    case "EADDRNOTAVAIL":
-      return { code: "unreachable", message };
-    case "ECONNRESET":
-    case "EPIPE":
-      return { code: "connection_closed", message };
-    case "ETIMEDOUT":
-      return { code: "timeout", message };
-    default:
-      return { code: "socket_error", message };
-  }
+  const { address, port } = err as { address?: unknown; port?: unknown };
+  const host =
+    typeof address === "string" ? (address.includes(":") ? `[${address}]` : address) : "the target";
+  return socketFailure(err, typeof port === "number" ? `${host}:${port}` : host);
 }
 
 /** TCP connect check over real sockets. */

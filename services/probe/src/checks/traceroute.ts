@@ -29,6 +29,7 @@ import {
   type IcmpSocketPool,
   type UdpSession,
 } from "../net/icmp-socket.ts";
+import { socketFailure } from "../net/socket-failure.ts";
 
 const options = Type.Object(
   {
@@ -453,7 +454,7 @@ class TracerouteRun {
     }
     const sendError = this.#probes.find((p) => p.sendError !== undefined)?.sendError;
     if (sendError !== undefined && this.#probes.every((p) => p.sendError !== undefined))
-      return { code: "unreachable", message: `cannot send to ${this.#address}: ${sendError}` };
+      return socketFailure(sendError, this.#address);
     const answeredTtls = hops.filter((h) => h.received > 0).length;
     if (this.#aborted)
       return { code: "timeout", message: `aborted at hop ${hops.length} before ${this.#address} answered` };

@@ -6,6 +6,7 @@
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { Socket as TcpSocket } from "node:net";
 import { MAX_MESSAGE_BYTES } from "./dns-message.ts";
+import { connectDatagram, socketFailure, type SocketFailureCode } from "./socket-failure.ts";
 
 /** A DNS server to ask. */
 export interface DnsServer {
@@ -40,8 +41,7 @@ export type DnsExchangeResult =
   | { kind: "error"; code: DnsTransportErrorCode; message: string };
 
 /** Transport failures, as stable codes. */
-export type DnsTransportErrorCode =
-  "connection_refused" | "unreachable" | "connection_closed" | "socket_error";
+export type DnsTransportErrorCode = SocketFailureCode;
 
 /** Sends DNS queries; the real one uses sockets, unit tests a double. */
 export interface DnsTransport {
@@ -53,22 +53,10 @@ export const socketDnsTransport: DnsTransport = {
   exchange: (request) => (request.protocol === "udp" ? exchangeUdp(request) : exchangeTcp(request)),
 };
 
-function transportError(err: unknown): DnsExchangeResult {
-  const code = (err as { code?: unknown }).code;
-  const message = err instanceof Error ? err.message : String(err);
-  switch (code) {
-    case "ECONNREFUSED":
-      return { kind: "error", code: "connection_refused", message };
-    case "EHOSTUNREACH":
-    case "ENETUNREACH":
-    case "EADDRNOTAVAIL":
-      return { kind: "error", code: "unreachable", message };
-    case "ECONNRESET":
-    case "EPIPE":
-      return { kind: "error", code: "connection_closed", message };
-    default:
-      return { kind: "error", code: "socket_error", message };
-  }
+function transportError(err: unknown, server: DnsServer): DnsExchangeResult {
+  const peer =
+    server.family === 6 ? `[${server.address}]:${server.port}` : `${server.address}:${server.port}`;
+  return { kind: "error", ...socketFailure(err, peer) };
 }
 
 /** Settles once: the first of reply, timeout, abort or error wins; cleanup runs exactly once. */
@@ -105,7 +93,7 @@ function exchangeUdp(req: DnsExchangeRequest): Promise<DnsExchangeResult> {
     }
   });
   let sentAt = 0n;
-  socket.on("error", (err) => settle(transportError(err)));
+  socket.on("error", (err) => settle(transportError(err, req.server)));
   socket.on("message", (msg) => {
     const receivedAt = process.hrtime.bigint();
     if (settled() || sentAt === 0n) return;
@@ -113,10 +101,11 @@ function exchangeUdp(req: DnsExchangeRequest): Promise<DnsExchangeResult> {
   });
   // A connected socket: the kernel drops datagrams from any other address/port (off-path spoofing),
   // an ICMP port unreachable surfaces as ECONNREFUSED, and send() skips the per-datagram lookup.
-  socket.connect(req.server.port, req.server.address, () => {
+  connectDatagram(socket, req.server.port, req.server.address, (error) => {
     if (settled()) return;
+    if (error) return settle(transportError(error, req.server));
     socket.send(req.query, (err) => {
-      if (err) settle(transportError(err));
+      if (err) settle(transportError(err, req.server));
     });
     // Stamped when send() returns, not before: on a connected socket Node hands the datagram to
     // libuv synchronously and libuv calls sendmsg(2) at once when its queue is empty, so the packet
@@ -136,7 +125,7 @@ function exchangeTcp(req: DnsExchangeRequest): Promise<DnsExchangeResult> {
   let connectMs: number | undefined;
   let pending: Buffer = Buffer.alloc(0);
   socket.setNoDelay(true);
-  socket.on("error", (err) => settle(transportError(err)));
+  socket.on("error", (err) => settle(transportError(err, req.server)));
   socket.on("close", () => {
     if (!settled())
       settle({

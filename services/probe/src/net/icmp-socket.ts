@@ -250,39 +250,83 @@ const IPV6_TCLASS = 67;
 /** IP_PMTUDISC_WANT (the default), _DO, _PROBE; the IPv6 values are the same numbers. */
 const PMTUDISC = { default: 1, do: 2, probe: 3 } as const;
 
+/** The header settings a packet without SendOptions goes out with: the socket's own at open. */
+interface HeaderDefaults {
+  ttl: number;
+  tclass: number;
+  pmtu: number;
+}
+
+/** Kernel defaults (net.ipv4.ip_default_ttl, net.ipv6.conf.*.hop_limit; TOS 0; PMTU "want"). */
+const KERNEL_DEFAULTS: HeaderDefaults = { ttl: 64, tclass: 0, pmtu: PMTUDISC.default };
+
+/**
+ * Reads the socket's header settings as opened, so a per-packet option can be put back to them.
+ * The obvious reset, IP_TTL = -1 ("use the route's default", ip(7)), is refused by raw-socket
+ * (its setOption takes only unsigned values): the refused reset left one `ttl: 32` run's TTL on
+ * the shared socket, and failed every later packet of every other check. Reading the real value
+ * also honours a sysctl that differs from 64.
+ */
+export function headerDefaults(
+  socket: Pick<RawSocket.Socket, "getOption">,
+  family: IpFamily,
+): HeaderDefaults {
+  const read = (level: number, option: number, fallback: number): number => {
+    const value = Buffer.alloc(4);
+    try {
+      return socket.getOption(level, option, value, value.length) === 4 ? value.readInt32LE(0) : fallback;
+    } catch {
+      return fallback;
+    }
+  };
+  const level = family === 4 ? IPPROTO_IP : IPPROTO_IPV6;
+  const ttl = read(level, family === 4 ? IP_TTL : IPV6_UNICAST_HOPS, KERNEL_DEFAULTS.ttl);
+  return {
+    // IPV6_UNICAST_HOPS reads back -1 when never set on some kernels: that is "the route's default".
+    ttl: ttl >= 1 && ttl <= 255 ? ttl : KERNEL_DEFAULTS.ttl,
+    tclass: read(level, family === 4 ? IP_TOS : IPV6_TCLASS, KERNEL_DEFAULTS.tclass) & 0xff,
+    pmtu: read(level, family === 4 ? IP_MTU_DISCOVER : IPV6_MTU_DISCOVER, KERNEL_DEFAULTS.pmtu),
+  };
+}
+
 /**
  * Applies SendOptions to a socket right before a send, touching only what differs from the
- * previous packet (setsockopt is a syscall; most sends use the defaults). -1 resets TTL / hop
- * limit to the kernel default (ip(7) IP_TTL, ipv6(7) IPV6_UNICAST_HOPS).
+ * previous packet (setsockopt is a syscall; most sends use the defaults), and putting every
+ * setting back to the socket's defaults for a packet without options. A setting whose setsockopt
+ * failed is treated as unknown, so the next packet sets it again rather than trusting a stale copy.
  */
-function optionApplier(
-  socket: RawSocket.Socket,
+export function optionApplier(
+  socket: Pick<RawSocket.Socket, "setOption" | "getOption">,
   family: IpFamily,
 ): (options: SendOptions | undefined) => void {
-  const current = { ttl: -1, tclass: 0, pmtu: PMTUDISC.default as number };
+  const defaults = headerDefaults(socket, family);
+  const current = { ...defaults };
+  const set = (key: keyof HeaderDefaults, value: number, apply: () => void): void => {
+    if (current[key] === value) return;
+    current[key] = Number.NaN; // unknown until the kernel took it
+    apply();
+    current[key] = value;
+  };
   return (options) => {
-    const ttl = options?.ttl ?? -1;
-    const tclass = options?.trafficClass ?? 0;
-    const pmtu = PMTUDISC[options?.dontFragment ?? "default"];
-    if (ttl !== current.ttl) {
+    const ttl = options?.ttl ?? defaults.ttl;
+    const tclass = options?.trafficClass ?? defaults.tclass;
+    const pmtu = options?.dontFragment === undefined ? defaults.pmtu : PMTUDISC[options.dontFragment];
+    set("ttl", ttl, () => {
       if (family === 4) socket.setOption(IPPROTO_IP, IP_TTL, ttl);
       else socket.setOption(IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl);
-      current.ttl = ttl;
-    }
-    if (tclass !== current.tclass) {
+    });
+    set("tclass", tclass, () => {
       if (family === 4) socket.setOption(IPPROTO_IP, IP_TOS, tclass);
       else socket.setOption(IPPROTO_IPV6, IPV6_TCLASS, tclass);
-      current.tclass = tclass;
-    }
-    if (pmtu !== current.pmtu) {
+    });
+    set("pmtu", pmtu, () => {
       if (family === 4) socket.setOption(IPPROTO_IP, IP_MTU_DISCOVER, pmtu);
       else {
         socket.setOption(IPPROTO_IPV6, IPV6_MTU_DISCOVER, pmtu);
         // IPv6 routers never fragment; the sender does unless told not to (RFC 3542 §11.2).
-        socket.setOption(IPPROTO_IPV6, IPV6_DONTFRAG, pmtu === PMTUDISC.default ? 0 : 1);
+        socket.setOption(IPPROTO_IPV6, IPV6_DONTFRAG, pmtu === defaults.pmtu ? 0 : 1);
       }
-      current.pmtu = pmtu;
-    }
+    });
   };
 }
 

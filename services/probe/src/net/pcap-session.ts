@@ -13,7 +13,7 @@ import { createRequire } from "node:module";
 import type { CheckError } from "../checks/check.ts";
 import type { Logger } from "../log.ts";
 import { decodeEthernet, type EthernetFrame } from "./ethernet.ts";
-import { readInterfaceMac } from "./interfaces.ts";
+import { readInterfaceMac, readSysfs } from "./interfaces.ts";
 
 /** A frame as captured, with both clocks. */
 export interface CapturedFrame {
@@ -79,6 +79,8 @@ interface OpenSession {
   session: PcapSessionHandle;
   consumers: Set<FrameConsumer>;
   mac: string;
+  /** The interface's ifindex when the session opened: a new one means the interface was re-created. */
+  ifindex: string | undefined;
 }
 
 let pcapModule: PcapModule | undefined;
@@ -112,9 +114,14 @@ export class PcapSessions implements FrameIo {
   readonly counters: PcapCounters = { frames: 0, malformed: 0, consumerErrors: 0 };
   #log: Logger | undefined;
   readonly #readMac: (iface: string) => string;
+  readonly #readIfindex: (iface: string) => string | undefined;
 
-  constructor(readMac: (iface: string) => string) {
+  constructor(
+    readMac: (iface: string) => string,
+    readIfindex: (iface: string) => string | undefined = () => undefined,
+  ) {
     this.#readMac = readMac;
+    this.#readIfindex = readIfindex;
   }
 
   /** Where consumer errors are logged (the service sets it; otherwise they are only counted). */
@@ -124,6 +131,13 @@ export class PcapSessions implements FrameIo {
 
   open(iface: string, consumer: FrameConsumer): FrameTap | CheckError {
     let s = this.#sessions.get(iface);
+    if (s !== undefined && this.#readIfindex(iface) !== s.ifindex) {
+      // The interface was removed (a USB adapter unplugged) and maybe re-created: the packet socket
+      // is bound to the old ifindex and would stay blind for good. One close per re-creation is
+      // not the create/destroy churn node_pcap cannot take.
+      this.#retire(s);
+      s = undefined;
+    }
     if (s === undefined) {
       const opened = this.#start(iface);
       if ("code" in opened) return opened;
@@ -163,7 +177,19 @@ export class PcapSessions implements FrameIo {
     this.#sessions.clear();
   }
 
+  #retire(s: OpenSession): void {
+    this.#sessions.delete(s.iface);
+    s.consumers.clear();
+    try {
+      s.session.close();
+    } catch {
+      // already closed
+    }
+    this.#log?.warn({ iface: s.iface }, "interface re-created or gone; pcap session closed");
+  }
+
   #start(iface: string): OpenSession | CheckError {
+    const ifindex = this.#readIfindex(iface);
     const mac = this.#readMac(iface);
     if (mac === "") {
       return { code: "interface_missing", message: `interface ${iface} does not exist` };
@@ -193,7 +219,7 @@ export class PcapSessions implements FrameIo {
       const hint = code === "no_permission" ? " (the probe needs CAP_NET_RAW)" : "";
       return { code, message: `cannot capture on ${iface}: ${text}${hint}` };
     }
-    const s: OpenSession = { iface, session, consumers: new Set(), mac };
+    const s: OpenSession = { iface, session, consumers: new Set(), mac, ifindex };
     session.on("packet", (p) => this.#dispatch(s, p));
     this.#sessions.set(iface, s);
     this.#log?.debug({ iface, warning: lastWarning || undefined }, "pcap session opened");
@@ -236,4 +262,7 @@ function describe(err: unknown): string {
 }
 
 /** The process-wide sessions used by the real checks. */
-export const sharedPcap = new PcapSessions((iface) => readInterfaceMac(iface));
+export const sharedPcap = new PcapSessions(
+  (iface) => readInterfaceMac(iface),
+  (iface) => readSysfs(iface, "ifindex"),
+);

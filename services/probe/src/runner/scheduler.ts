@@ -1,4 +1,5 @@
 import type { Area, CheckContext, CheckKind, Measurement } from "../checks/check.ts";
+import { runInCheck } from "../crash-guard.ts";
 import type { Logger } from "../log.ts";
 import { monoMs } from "./clock.ts";
 
@@ -68,8 +69,11 @@ export class Scheduler {
 
   #startWatch(c: ScheduledCheck): void {
     if (c.kind.watch === undefined) return;
+    const watch = c.kind.watch.bind(c.kind);
     try {
-      c.kind.watch(c.target, c.options, this.#ctx, this.#stop.signal, () => this.#launch(c, true));
+      runInCheck(c.name, () =>
+        watch(c.target, c.options, this.#ctx, this.#stop.signal, () => this.#launch(c, true)),
+      );
     } catch (err) {
       this.#log.error({ check: c.name, err }, "check watch failed to start");
     }
@@ -118,19 +122,44 @@ export class Scheduler {
     const startedAt = new Date();
     const t0 = monoMs();
     const signal = AbortSignal.any([AbortSignal.timeout(c.timeoutMs), this.#stop.signal]);
-    let measurement: Measurement;
-    try {
-      measurement = await withDeadline(
-        c.kind.run(c.target, c.options, this.#ctx, signal),
-        c.timeoutMs + ABORT_GRACE_MS,
-      );
-    } catch (err) {
-      // A throw is a bug or a config error in the check, not a network failure: report it as data.
-      this.#log.error({ check: c.name, err }, "check threw");
-      measurement = { status: "error", metrics: {}, error: { code: "internal", message: errorMessage(err) } };
-    }
+    const measurement = await measure(c, this.#ctx, signal, this.#log);
     if (this.#stop.signal.aborted && measurement.status !== "ok") return; // shutting down: not a verdict
-    this.#onRun({ check: c, startedAt, monoMs: t0, durationMs: round3(monoMs() - t0), measurement });
+    try {
+      this.#onRun({ check: c, startedAt, monoMs: t0, durationMs: round3(monoMs() - t0), measurement });
+    } catch (err) {
+      // Storing or publishing failed: that is the service's to report, not a reason to stop probing.
+      this.#log.error({ check: c.name, err }, "handling a result failed");
+    }
+  }
+}
+
+/**
+ * Runs one check once, for the scheduler and `netprobe check` alike. Never rejects: a throw, sync
+ * or async, is a bug or a config error in the check and comes back as an `error` result with code
+ * `internal` naming the check; a check that ignores its AbortSignal gets a timeout result after the
+ * grace. The run and everything it schedules carry the check's name (see crash-guard.ts).
+ */
+export async function measure(
+  c: Pick<ScheduledCheck, "name" | "kind" | "target" | "options" | "timeoutMs">,
+  ctx: CheckContext,
+  signal: AbortSignal,
+  log: Logger,
+): Promise<Measurement> {
+  try {
+    return await withDeadline(
+      runInCheck(c.name, () => c.kind.run(c.target, c.options, ctx, signal)),
+      c.timeoutMs + ABORT_GRACE_MS,
+    );
+  } catch (err) {
+    log.error({ check: c.name, err }, "check threw");
+    return {
+      status: "error",
+      metrics: {},
+      error: {
+        code: "internal",
+        message: `check ${c.name} (${c.kind.kind}) failed inside the probe: ${errorMessage(err)}`,
+      },
+    };
   }
 }
 

@@ -50,13 +50,19 @@ export const openMediaSockets: OpenMedia = async (localAddress) => {
       rtcp.close();
       continue;
     }
+    let open = true;
+    // The pacing timers of a call may fire once more after close(); send() on a closed socket throws.
+    const send = (socket: Socket, data: Buffer, p: number, a: string): void => {
+      if (open) socket.send(data, p, a, () => undefined);
+    };
     const sockets: MediaSockets = {
       rtpPort: port,
-      sendRtp: (data, p, a) => rtp.send(data, p, a, () => undefined),
-      sendRtcp: (data, p, a) => rtcp.send(data, p, a, () => undefined),
+      sendRtp: (data, p, a) => send(rtp, data, p, a),
+      sendRtcp: (data, p, a) => send(rtcp, data, p, a),
       onRtp: () => {},
       onRtcp: () => {},
       close: () => {
+        open = false;
         for (const s of [rtp, rtcp]) {
           try {
             s.close();

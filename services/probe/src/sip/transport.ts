@@ -5,6 +5,7 @@ import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { isIPv6 } from "node:net";
 import { connect as netConnect, type Socket as TcpSocket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
+import { connectDatagram, socketFailure, type SocketFailureCode } from "../net/socket-failure.ts";
 import { SipStreamFramer } from "./message.ts";
 
 /** Transport of the SIP signalling. */
@@ -25,7 +26,7 @@ export interface SipConnectOptions {
 
 /** A failure to connect or a failure of an open connection, as check error codes. */
 export interface SipTransportFailure {
-  code: "unreachable" | "timeout" | "tls_failed" | "socket_error";
+  code: SocketFailureCode | "tls_failed";
   message: string;
 }
 
@@ -55,24 +56,20 @@ export type ConnectSip = (
   signal: AbortSignal,
 ) => Promise<SipConnection | SipTransportFailure>;
 
-/** Maps a socket error to a check code. */
-export function failureOf(error: unknown): SipTransportFailure {
+/**
+ * Maps a socket error to a check code. A refused port is `unreachable` here: for SIP over UDP it is
+ * an ICMP port unreachable, i.e. no SIP server at that address.
+ */
+export function failureOf(error: unknown, peer: string): SipTransportFailure {
   const code = (error as { code?: unknown }).code;
   const message = error instanceof Error ? error.message : String(error);
-  if (
-    code === "ECONNREFUSED" ||
-    code === "EHOSTUNREACH" ||
-    code === "ENETUNREACH" ||
-    code === "EADDRNOTAVAIL"
-  )
-    return { code: "unreachable", message };
-  if (code === "ETIMEDOUT") return { code: "timeout", message };
+  if (code === "ECONNREFUSED") return { code: "unreachable", message };
   if (
     typeof code === "string" &&
     (code.startsWith("ERR_TLS") || code.startsWith("ERR_SSL") || code.includes("CERT"))
   )
     return { code: "tls_failed", message };
-  return { code: "socket_error", message };
+  return socketFailure(error, peer);
 }
 
 /** The real transports over node:dgram, node:net and node:tls. */
@@ -97,9 +94,12 @@ function connectUdp(
     };
     const onAbort = (): void => settle({ code: "timeout", message: "aborted while opening the UDP socket" });
     signal.addEventListener("abort", onAbort, { once: true });
+    const peer = isIPv6(options.address)
+      ? `[${options.address}]:${options.port}`
+      : `${options.address}:${options.port}`;
     socket.on("error", (error) => {
-      if (!open) settle(failureOf(error));
-      else events.failed(failureOf(error));
+      if (!open) settle(failureOf(error, peer));
+      else events.failed(failureOf(error, peer));
     });
     socket.on("message", (data) => {
       if (open) events.message(data);
@@ -107,15 +107,20 @@ function connectUdp(
     socket.bind(options.localPort, () => {
       // connect(): the kernel picks the source address, filters other senders and reports ICMP port
       // unreachable back to us as ECONNREFUSED on the next operation.
-      socket.connect(options.port, options.address, () => {
+      connectDatagram(socket, options.port, options.address, (error) => {
         if (settled) return;
+        if (error) return settle(failureOf(error, peer));
         open = true;
         const local = socket.address();
         settle({
           transport: "udp",
           local: { address: local.address, port: local.port },
           reliable: false,
-          send: (data) => socket.send(data, (error) => error && events.failed(failureOf(error))),
+          send: (data) => {
+            // A retransmission timer may fire after close(); send() on a closed socket throws.
+            if (!open) return;
+            socket.send(data, (error) => error && events.failed(failureOf(error, peer)));
+          },
           close: () => {
             open = false;
             try {
@@ -169,9 +174,12 @@ function connectStream(
         message: `no ${options.transport.toUpperCase()} connection before the timeout`,
       });
     signal.addEventListener("abort", onAbort, { once: true });
+    const peer = isIPv6(options.address)
+      ? `[${options.address}]:${options.port}`
+      : `${options.address}:${options.port}`;
     socket.on("error", (error) => {
-      if (!open) settle(failureOf(error));
-      else events.failed(failureOf(error));
+      if (!open) settle(failureOf(error, peer));
+      else events.failed(failureOf(error, peer));
     });
     socket.on("close", () => {
       if (open) events.failed({ code: "socket_error", message: "the server closed the connection" });
@@ -195,7 +203,7 @@ function connectStream(
         local: { address: socket.localAddress ?? "", port: socket.localPort ?? 0 },
         reliable: true,
         send: (data) => {
-          socket.write(data);
+          if (open) socket.write(data);
         },
         close: () => {
           open = false;

@@ -214,7 +214,15 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
       this.#scheduleRetry();
       return;
     }
-    const client = mqtt.connect(s.url, opts);
+    let client: MqttClient;
+    try {
+      client = mqtt.connect(s.url, opts);
+    } catch (err) {
+      // MQTT.js throws synchronously for a URL or option it cannot use: retry, never crash.
+      this.#log.error({ err: String(err) }, "cannot start a broker connection; retrying later");
+      this.#scheduleRetry();
+      return;
+    }
     this.#client = client;
     client.on("connect", (connack) => {
       if (client !== this.#client) return;
@@ -240,13 +248,18 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     });
     client.on("message", (topic, payload, packet) => {
       if (client !== this.#client || !topic.startsWith(this.#base + "cmd/")) return;
-      this.emit("command", {
-        name: topic.slice(this.#base.length + 4),
-        payload,
-        responseTopic: packet.properties?.responseTopic,
-        correlationData: packet.properties?.correlationData,
-        retain: packet.retain,
-      });
+      try {
+        this.emit("command", {
+          name: topic.slice(this.#base.length + 4),
+          payload,
+          responseTopic: packet.properties?.responseTopic,
+          correlationData: packet.properties?.correlationData,
+          retain: packet.retain,
+        });
+      } catch (err) {
+        // A throwing handler would escape through MQTT.js's parser into the process.
+        this.#log.error({ topic, err: String(err) }, "command handler failed");
+      }
     });
     client.on("error", (err) => {
       if (client !== this.#client) return;
@@ -319,7 +332,13 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     for (let room = this.#window - this.#inflight.size; room > 0; room--) {
       if (client !== this.#client) return; // a publish below failed and dropped the connection
       if (this.#readAhead.length === 0) {
-        this.#readAhead = this.#outbox.peek(this.#cursor, READ_AHEAD);
+        try {
+          this.#readAhead = this.#outbox.peek(this.#cursor, READ_AHEAD);
+        } catch (err) {
+          // An unreadable outbox (I/O error) stops this drain; the next connection tries again.
+          this.#log.error({ err: String(err) }, "cannot read the outbox");
+          return;
+        }
         const last = this.#readAhead.at(-1);
         if (last === undefined) return;
         this.#cursor = last.id;
