@@ -131,6 +131,7 @@ export async function reattachProbePort(
   dir: string,
   faults: Readonly<Partial<Record<string, boolean>>>,
 ): Promise<void> {
+  await ip(ns.sw, "link", "set", "probe0", "address", ADDR.swProbePortMac);
   await ip(ns.sw, "link", "set", "probe0", "master", "br0", "up");
   // lldpd learns of the new port from netlink, a moment later; until then it rejects its settings.
   const socket = join(dir, "lldpd.socket");

@@ -31,6 +31,9 @@ export const ADDR = {
   probeIf: "eth0",
   /** Locally administered, fixed so lab tests know the ground truth of ARP answers. */
   probeMac: "02:00:00:00:00:10",
+  /** The switch's bridge and the probe's port on it (fixed: lldpd's chassis id comes from them). */
+  swMac: "02:00:00:00:00:fe",
+  swProbePortMac: "02:00:00:00:01:10",
   /** Gateway, LAN side: default router, DHCP and DNS server of the office. */
   gwLan4: "192.0.2.1",
   gwLan6: "2001:db8:1::1",
@@ -146,12 +149,16 @@ export async function buildTopology(ns: LabNamespaces, opts: TopologyOptions): P
   if (!(await linkExists(ns.sw, "br0"))) {
     await ip(ns.sw, "link", "add", "br0", "type", "bridge", "stp_state", "0", "mcast_snooping", "0");
   }
+  // Fixed MACs on the switch: lldpd takes its chassis id from them, and a bridge otherwise takes the
+  // lowest of its ports' — both would change when adapter-unplugged re-creates the probe's port.
+  await ip(ns.sw, "link", "set", "br0", "address", ADDR.swMac);
   await ip(ns.sw, "link", "set", "br0", "up");
 
   await veth(ns.probe, ADDR.probeIf, ns.sw, "probe0");
   await veth(ns.gw, ADDR.gwLanIf, ns.sw, "gw0");
   await veth(ns.gw, ADDR.gwWanIf, ns.wan, "gw0");
   await veth(ns.wan, "hq0", ns.hq, "eth0");
+  await ip(ns.sw, "link", "set", "probe0", "address", ADDR.swProbePortMac);
   for (const port of ["probe0", "gw0"]) await ip(ns.sw, "link", "set", port, "master", "br0", "up");
 
   // probe
