@@ -34,7 +34,13 @@ export type FaultName =
   | "dns-servfail"
   | "dns-hijack"
   | "dns-spoof"
-  | "cert-expiring";
+  | "cert-expiring"
+  | "lease-lost"
+  | "adapter-unplugged"
+  | "address-changed"
+  | "resolv-empty"
+  | "mtu-changed"
+  | "ra-gone";
 
 /** What a fault may act on; the Lab implements it. */
 export interface FaultActions {
@@ -54,12 +60,16 @@ export interface FaultActions {
   applyPbx(): Promise<void>;
   /** Switches the WAN services (wan-servers.ts) to the DNS/TLS faults as they are after this switch. */
   applyWanServers(): Promise<void>;
+  /** Brings the probe (probe-host.ts: address, routes, MTU, adapter, resolver) to the faults after this switch. */
+  applyProbe(): Promise<void>;
 }
 
 /** A fault that takes a number (`netprobe lab fault wan-loss on 5`): its unit, default and range. */
 export interface FaultValueSpec {
-  unit: "%" | "ms";
+  unit: "%" | "ms" | "bytes";
   default: number;
+  /** Smallest value (default 0). */
+  min?: number;
   max: number;
 }
 
@@ -71,6 +81,9 @@ export const FAULT_VALUES: Readonly<Partial<Record<FaultName, FaultValueSpec>>> 
   "wan-hop-loss": { unit: "%", default: 50, max: 100 },
   "rtp-loss": { unit: "%", default: 5, max: 100 },
   "rtp-jitter": { unit: "ms", default: 30, max: 1_000 },
+  // 1280: the IPv6 minimum (RFC 8200 §5); 576: the IPv4 minimum datagram a host must accept
+  // (RFC 791), where the kernel takes IPv6 off the link.
+  "mtu-changed": { unit: "bytes", default: 1280, min: 576, max: 1500 },
 };
 
 /** The nft chains of the lab's table that faults add rules to. */
@@ -195,6 +208,36 @@ const SPECS = {
   "cert-expiring": {
     description: `the HTTPS server ${WAN.web4}:443 presents a certificate that expires in ${CERT_DAYS.expiring} days`,
     apply: (a) => a.applyWanServers(),
+  },
+  "lease-lost": {
+    description:
+      "the gateway's DHCP server stops answering (nft drop of UDP port 67) and the probe's lease ends: its IPv4 address, default route and nameservers are removed, as dhcpcd does at expiry; off: the lease comes back",
+    nft: { input: [`${lan} udp dport 67 drop`] },
+    apply: async (a) => {
+      await a.applyFirewall();
+      await a.applyProbe();
+    },
+  },
+  "adapter-unplugged": {
+    description: `the probe's network adapter is unplugged: ${ADDR.probeIf} and its switch port are gone; off plugs a new one in (same MAC) and it is configured again`,
+    apply: (a) => a.applyProbe(),
+  },
+  "address-changed": {
+    description: `the probe's IPv4 address changes under the running service, ${ADDR.probe4} → ${ADDR.probeAlt4} (DHCP addressing: the server reserves ${ADDR.probeAlt4} and NAKs the renewal)`,
+    apply: (a) => a.applyProbe(),
+  },
+  "resolv-empty": {
+    description: "the probe namespace's resolv.conf is empty (no nameserver), rewritten in place",
+    apply: (a) => a.applyProbe(),
+  },
+  "mtu-changed": {
+    description: `the probe's ${ADDR.probeIf} MTU drops to BYTES (default 1280; below 1280 the kernel takes IPv6 off the link)`,
+    apply: (a) => a.applyProbe(),
+  },
+  "ra-gone": {
+    description:
+      "router advertisements are gone: the probe's default IPv6 route is removed (its address stays, as a SLAAC address outlives the router lifetime)",
+    apply: (a) => a.applyProbe(),
   },
 } satisfies Record<FaultName, FaultSpec>;
 

@@ -18,22 +18,23 @@ import { ensureBrokerTls } from "./broker-tls.ts";
 import { daemonSpecs, startDaemon } from "./peers.ts";
 import { startStampTarget, stampResponderCommand } from "./stamp-target.ts";
 import { applyWanPath, buildWanPath } from "./wan-path.ts";
-import { applyLanFaults, buildLanHosts } from "./lan-hosts.ts";
+import { applyLanFaults, buildLanHosts, reattachProbePort } from "./lan-hosts.ts";
 import { applyPbx, buildPbx } from "./pbx.ts";
 import { ensureWanServers, setWanServers, wanModeFor } from "./wan-servers.ts";
 import { ensureIperf3Server } from "./iperf3-server.ts";
+import { applyProbeFaults, initProbeHostsFile, startDhcpClient, stopDhcpClient } from "./probe-host.ts";
 import type { DaemonName } from "./peers.ts";
 import { isAlive, processStartTime, run, runOk, runSync, signal, sleep, sleepSync, tail } from "./run.ts";
 import type { RunResult } from "./run.ts";
 import { ADDR, DNS_RECORDS, HOSTS, buildTopology } from "./topology.ts";
-import type { LabAddresses, LabHost } from "./topology.ts";
+import type { LabAddresses, LabHost, ProbeAddressing } from "./topology.ts";
 
 // The simulated branch office (docs/architecture.md, "The lab") as a library: labUp builds it, Lab drives it, labDown
 // removes it. State lives in /run/netprobe-lab/<name>/ so a second process (the CLI) can load a lab
 // built by the first. The lead wires `netprobe lab up|down|status|fault|exec` onto these exports.
 
 export { ADDR, DNS_RECORDS, HOSTS, listNamespaces } from "./topology.ts";
-export type { LabAddresses, LabHost } from "./topology.ts";
+export type { LabAddresses, LabHost, ProbeAddressing } from "./topology.ts";
 export { FAULTS, FAULT_NAMES, FAULT_VALUES, isFaultName } from "./faults.ts";
 export type { FaultName } from "./faults.ts";
 export type { DaemonName } from "./peers.ts";
@@ -53,8 +54,10 @@ export interface LabInfo {
   /** Names the gateway's DNS answers for. */
   dns: Readonly<Record<string, { a: string; aaaa: string }>>;
   brokerUrl: string;
-  /** Whether the probe has its static addresses (false: link only, e.g. for DHCP tests). */
+  /** Whether the probe has its static addresses (false: DHCP or link only). */
   probeStatic: boolean;
+  /** How the probe gets its addresses (absent in state written before DHCP addressing: static/none). */
+  probeAddressing?: ProbeAddressing;
   /** Faults currently on (as of load or the last fault() through this object). */
   faults: Record<FaultName, boolean>;
   /** The value of each value-taking fault that is on (`wan-loss` 5 …); see FAULT_VALUES. */
@@ -65,8 +68,15 @@ export interface LabInfo {
 export interface LabUpOptions {
   /** Lab name (default `np` + 4 random hex digits); an existing lab of that name is repaired. */
   name?: string;
-  /** Give the probe 192.0.2.10 / 2001:db8:1::10 and default routes (default true). */
+  /** Give the probe 192.0.2.10 / 2001:db8:1::10 and default routes (default true); false = `none`. */
   probeStatic?: boolean;
+  /**
+   * How the probe gets its addresses (default `static`, or `none` when probeStatic is false):
+   * `dhcp` runs a DHCP client in the probe namespace that behaves as dhcpcd on Raspberry Pi OS
+   * (probe-host.ts), with a 120 s lease, so the lease-lost / link-down faults take address and
+   * routes away as in a real office.
+   */
+  probeAddressing?: ProbeAddressing;
   /**
    * Tie the lab to the calling process: a detached guardian removes it as soon as that process is
    * gone, however it went (SIGKILL too). Without this the lab lives until `labDown` (the CLI's case).
@@ -150,8 +160,9 @@ export class Lab {
       throw new Error(`unknown lab fault "${String(name)}"; known: ${FAULT_NAMES.join(", ")}`);
     const valueSpec = FAULT_VALUES[name];
     if (value !== undefined && valueSpec === undefined) throw new Error(`lab fault ${name} takes no value`);
-    if (value !== undefined && valueSpec && !(value >= 0 && value <= valueSpec.max))
-      throw new Error(`lab fault ${name}: value must be in [0, ${valueSpec.max}] ${valueSpec.unit}`);
+    const min = valueSpec?.min ?? 0;
+    if (value !== undefined && valueSpec && !(value >= min && value <= valueSpec.max))
+      throw new Error(`lab fault ${name}: value must be in [${min}, ${valueSpec.max}] ${valueSpec.unit}`);
     const current = readState(this.info.name).info;
     const next = { ...current.faults, [name]: on };
     const values = { ...current.faultValues };
@@ -223,6 +234,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<Lab> {
   const dir = join(LAB_ROOT, name);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const previous = tryReadState(name);
+  const addressing = opts.probeAddressing ?? (opts.probeStatic === false ? "none" : "static");
   const info: LabInfo = {
     name,
     dir,
@@ -230,7 +242,8 @@ export async function labUp(opts: LabUpOptions = {}): Promise<Lab> {
     addr: ADDR,
     dns: DNS_RECORDS,
     brokerUrl: `mqtt://${ADDR.hq4}:${ADDR.brokerPort}`,
-    probeStatic: opts.probeStatic ?? true,
+    probeStatic: addressing === "static",
+    probeAddressing: addressing,
     faults: noFaults(),
   };
   // Written before anything is built and owned by this process until done, with a guardian that
@@ -248,15 +261,24 @@ export async function labUp(opts: LabUpOptions = {}): Promise<Lab> {
   });
   const lab = new Lab(info);
   try {
-    await buildTopology(info.ns, { probeStatic: info.probeStatic });
+    await stopDhcpClient(dir); // a repair starts it again once the gateway answers
+    await buildTopology(info.ns, { probeAddressing: addressing });
     await buildWanPath(info.ns, dir);
     await startStampTarget(info.ns.far, dir);
     await buildLanHosts(info.ns, dir);
     await buildPbx(info.ns, dir);
     await loadFirewall(info, info.faults);
     await verifyReachable(lab);
+    initProbeHostsFile(dir);
     ensureDaemon(info, "dnsmasq");
     await waitDnsmasq(lab);
+    if (addressing === "dhcp") {
+      await startDhcpClient(info.ns, dir, true);
+      await verifyReachable(lab, true);
+    }
+    await applyProbeFaults(info.ns, dir, addressing, { faults: info.faults, mtu: 0 }, () =>
+      Promise.resolve(),
+    );
     ensureBrokerTls(dir); // CA, certificates, passwords and ACL the broker's config points at
     ensureDaemon(info, "mosquitto");
     await waitBroker(lab);
@@ -489,10 +511,9 @@ async function waitFor(
 }
 
 /** Pings every address the office must reach (v4 and v6) until each answers once. */
-async function verifyReachable(lab: Lab): Promise<void> {
-  const { info } = lab;
-  const from: LabHost = info.probeStatic ? "probe" : "gw";
-  const targets: string[] = info.probeStatic
+async function verifyReachable(lab: Lab, fromProbe = lab.info.probeStatic): Promise<void> {
+  const from: LabHost = fromProbe ? "probe" : "gw";
+  const targets: string[] = fromProbe
     ? [ADDR.gwLan4, ADDR.wanTarget4, ADDR.hq4, ADDR.gwLan6, ADDR.wanTarget6, ADDR.hq6]
     : [ADDR.wanTarget4, ADDR.hq4, ADDR.wanTarget6, ADDR.hq6];
   // The far target answers through icmp-responder.ts, which may still be starting.
@@ -553,6 +574,14 @@ function faultActions(
         oneWay: next["one-way-audio"],
       }),
     applyWanServers: async () => void (await setWanServers(info.dir, wanModeFor(next))),
+    applyProbe: () =>
+      applyProbeFaults(
+        info.ns,
+        info.dir,
+        info.probeAddressing ?? (info.probeStatic ? "static" : "none"),
+        { faults: next, mtu: valueOf("mtu-changed") },
+        () => reattachProbePort(info.ns, info.dir, next),
+      ),
     gwIp: async (...args) => void (await runOk(["ip", "-n", info.ns.gw, ...args])),
     applyFirewall: () => loadFirewall(info, next),
     stopBroker: () => stopDaemon(info, "mosquitto"),
@@ -662,6 +691,7 @@ const REQUIRED_COMMANDS: Record<string, string> = {
   mosquitto_passwd: "mosquitto",
   openssl: "openssl",
   ping: "iputils-ping",
+  udhcpc: "udhcpc",
   dig: "dnsutils",
 };
 

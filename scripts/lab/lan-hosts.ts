@@ -106,17 +106,43 @@ export async function applyLanFaults(
     "address",
     on("gateway-mac-change") ? LAN.gwAltMac : ADDR.gwLanMac,
   );
-  if (on("dup-ip")) await ip(ns.lan, "addr", "replace", `${ADDR.probe4}/24`, "dev", LAN.hostIf);
-  else if (
-    (await run(["ip", "-n", ns.lan, "addr", "del", `${ADDR.probe4}/24`, "dev", LAN.hostIf])).code === 0
-  ) {
+  // The duplicate takes whatever address the probe has now (static, or its DHCP lease).
+  const claimed = (await addresses4(ns.lan, LAN.hostIf)).filter((a) => a !== LAN.host4);
+  const probe4 = (await addresses4(ns.probe, ADDR.probeIf))[0] ?? ADDR.probe4;
+  const wanted = on("dup-ip") ? [probe4] : [];
+  for (const a of claimed.filter((c) => !wanted.includes(c))) {
+    await ip(ns.lan, "addr", "del", `${a}/24`, "dev", LAN.hostIf);
     // The duplicate is unplugged: the router forgets whichever MAC it had learned for the address.
-    await run(["ip", "-n", ns.gw, "neigh", "del", ADDR.probe4, "dev", ADDR.gwLanIf]);
+    await run(["ip", "-n", ns.gw, "neigh", "del", a, "dev", ADDR.gwLanIf]);
   }
+  for (const a of wanted) await ip(ns.lan, "addr", "replace", `${a}/24`, "dev", LAN.hostIf);
   await setPoolExhausted(dir, on("dhcp-pool-exhausted"));
   if (on("rogue-dhcp")) await startRogueDhcp(ns, dir);
   else await stopPidFile(join(dir, "rogue-dnsmasq.pid"), "dnsmasq");
   await lldpPort(dir, on("lldp-port-change"));
+}
+
+/**
+ * Re-attaches the probe's switch port after the probe's adapter was plugged back in (a new veth):
+ * into the bridge, then the LAN faults and lldpd's per-port settings, which went with the old port.
+ */
+export async function reattachProbePort(
+  ns: LabNamespaces,
+  dir: string,
+  faults: Readonly<Partial<Record<string, boolean>>>,
+): Promise<void> {
+  await ip(ns.sw, "link", "set", "probe0", "address", ADDR.swProbePortMac);
+  await ip(ns.sw, "link", "set", "probe0", "master", "br0", "up");
+  // lldpd learns of the new port from netlink, a moment later; until then it rejects its settings.
+  const socket = join(dir, "lldpd.socket");
+  const power = ["dot3", "power", "pse", "supported", "enabled", "paircontrol", "powerpairs", "signal"];
+  const argv = ["lldpcli", "-u", socket, "configure", "ports", "probe0", ...power, "class", "class-3"];
+  for (const until = Date.now() + 3000; ; await sleep(50)) {
+    const shown = await run(["lldpcli", "-u", socket, "show", "interfaces", "ports", "probe0"]);
+    if (shown.stdout.includes("probe0") && (await run(argv)).code === 0) break;
+    if (Date.now() > until) throw new Error(`lldpd did not pick up the re-created probe0: ${shown.stderr}`);
+  }
+  await applyLanFaults(ns, dir, faults);
 }
 
 /** Fills (or empties) the gateway's reservations so that no pool address is left for a new client. */
@@ -294,6 +320,12 @@ async function stopPidFile(file: string, comm: string): Promise<void> {
     if (isAlive(pid)) signal(pid, "SIGKILL");
   }
   if (existsSync(file)) writeFileSync(file, "");
+}
+
+/** The global IPv4 addresses of an interface (none when it is absent). */
+async function addresses4(ns: string, dev: string): Promise<string[]> {
+  const r = await run(["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", dev, "scope", "global"]);
+  return [...r.stdout.matchAll(/inet (\S+)\//g)].map((m) => m[1]!);
 }
 
 function ip(ns: string, ...args: string[]): Promise<string> {

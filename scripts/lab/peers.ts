@@ -61,6 +61,9 @@ function dnsmasqSpec(dir: string): DaemonSpec {
     `dhcp-leasefile=${join(dir, "dnsmasq.leases")}`,
     // Reservations the dhcp-pool-exhausted fault fills (lan-hosts.ts); re-read on SIGHUP.
     `dhcp-hostsfile=${join(dir, "dhcp-hosts")}`,
+    // The probe's own DHCP client: its short lease and, under address-changed, its reservation
+    // (probe-host.ts writes it before dnsmasq starts and on every switch).
+    `dhcp-hostsfile=${join(dir, "dhcp-probe-host")}`,
     `pid-file=${join(dir, "dnsmasq.pid")}`,
     `log-facility=${logPath}`,
     `log-queries`,

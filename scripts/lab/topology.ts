@@ -26,9 +26,14 @@ export const ADDR = {
   /** The probe's static address (absent when the lab is built with `probeStatic: false`). */
   probe4: "192.0.2.10",
   probe6: "2001:db8:1::10",
+  /** The probe's address while the `address-changed` fault is on (static, or the DHCP server's reservation). */
+  probeAlt4: "192.0.2.11",
   probeIf: "eth0",
   /** Locally administered, fixed so lab tests know the ground truth of ARP answers. */
   probeMac: "02:00:00:00:00:10",
+  /** The switch's bridge and the probe's port on it (fixed: lldpd's chassis id comes from them). */
+  swMac: "02:00:00:00:00:fe",
+  swProbePortMac: "02:00:00:00:01:10",
   /** Gateway, LAN side: default router, DHCP and DNS server of the office. */
   gwLan4: "192.0.2.1",
   gwLan6: "2001:db8:1::1",
@@ -78,6 +83,17 @@ export const ADDR = {
   dhcpPoolStart: "192.0.2.100",
   dhcpPoolEnd: "192.0.2.199",
   dhcpLeaseS: 3600,
+  /**
+   * The lease of the probe's own DHCP client (`probeAddressing: "dhcp"`), short so that renewal and
+   * expiry happen within a test; 120 s is dnsmasq's minimum. The dhcp check (no client id) keeps 3600.
+   */
+  probeLeaseS: 120,
+  /**
+   * Client identifier (option 61) the probe's DHCP client sends: RFC 4361's type 255 + IAID 1 +
+   * DUID-LL of its MAC, as dhcpcd's `duid` option does. Other DHCP clients on the probe's port (the
+   * dhcp check sends none, a test's udhcpc sends type 1 + MAC) keep the pool's normal lease.
+   */
+  probeClientId: "ff:00:00:00:01:00:03:00:01:02:00:00:00:00:10",
   domain: "branch.example",
 } as const;
 
@@ -93,10 +109,16 @@ export const DNS_RECORDS: Readonly<Record<string, { a: string; aaaa: string }>> 
   [`gw.${ADDR.domain}`]: { a: ADDR.gwLan4, aaaa: ADDR.gwLan6 },
 };
 
+/**
+ * How the probe gets its addresses: `static` (192.0.2.10, 2001:db8:1::10 and default routes),
+ * `dhcp` (IPv4 from a DHCP client in the probe namespace, as dhcpcd on Raspberry Pi OS: see
+ * probe-host.ts; IPv6 as SLAAC would leave it) or `none` (link only, e.g. for DHCP check tests).
+ */
+export type ProbeAddressing = "static" | "dhcp" | "none";
+
 /** Options that change how the topology is built. */
 export interface TopologyOptions {
-  /** Give the probe its static addresses and default routes (default true); false = link only. */
-  probeStatic: boolean;
+  probeAddressing: ProbeAddressing;
 }
 
 /** Namespace names of one lab. */
@@ -127,22 +149,32 @@ export async function buildTopology(ns: LabNamespaces, opts: TopologyOptions): P
   if (!(await linkExists(ns.sw, "br0"))) {
     await ip(ns.sw, "link", "add", "br0", "type", "bridge", "stp_state", "0", "mcast_snooping", "0");
   }
+  // Fixed MACs on the switch: lldpd takes its chassis id from them, and a bridge otherwise takes the
+  // lowest of its ports' — both would change when adapter-unplugged re-creates the probe's port.
+  await ip(ns.sw, "link", "set", "br0", "address", ADDR.swMac);
   await ip(ns.sw, "link", "set", "br0", "up");
 
   await veth(ns.probe, ADDR.probeIf, ns.sw, "probe0");
   await veth(ns.gw, ADDR.gwLanIf, ns.sw, "gw0");
   await veth(ns.gw, ADDR.gwWanIf, ns.wan, "gw0");
   await veth(ns.wan, "hq0", ns.hq, "eth0");
+  await ip(ns.sw, "link", "set", "probe0", "address", ADDR.swProbePortMac);
   for (const port of ["probe0", "gw0"]) await ip(ns.sw, "link", "set", port, "master", "br0", "up");
 
   // probe
   await ip(ns.probe, "link", "set", ADDR.probeIf, "address", ADDR.probeMac, "up");
-  if (opts.probeStatic) {
+  if (opts.probeAddressing === "static") {
     await addr(ns.probe, ADDR.probeIf, `${ADDR.probe4}/24`, `${ADDR.probe6}/64`);
     await route(ns.probe, "-4", "default", "via", ADDR.gwLan4, "dev", ADDR.probeIf);
     await route(ns.probe, "-6", "default", "via", ADDR.gwLan6, "dev", ADDR.probeIf);
   } else {
     await ip(ns.probe, "addr", "flush", "dev", ADDR.probeIf, "scope", "global");
+    await ip(ns.probe, "-4", "route", "flush", "dev", ADDR.probeIf);
+    // IPv4 comes from the DHCP client (probe-host.ts); IPv6 stays as router advertisements leave it.
+    if (opts.probeAddressing === "dhcp") {
+      await ip(ns.probe, "addr", "replace", `${ADDR.probe6}/64`, "dev", ADDR.probeIf, "nodad");
+      await route(ns.probe, "-6", "default", "via", ADDR.gwLan6, "dev", ADDR.probeIf);
+    }
   }
 
   // gw: a router with IPv4 NAT (the nft table lives in faults.ts with the fault rules).
@@ -195,7 +227,7 @@ async function linkExists(ns: string, dev: string): Promise<boolean> {
 }
 
 /** A veth pair with one end in each namespace; a half-present pair (repair) is recreated. */
-async function veth(nsA: string, ifA: string, nsB: string, ifB: string): Promise<void> {
+export async function veth(nsA: string, ifA: string, nsB: string, ifB: string): Promise<void> {
   const [a, b] = [await linkExists(nsA, ifA), await linkExists(nsB, ifB)];
   if (a && b) return;
   // Deleting one end of a veth deletes both; a lone leftover end is removed before recreating.

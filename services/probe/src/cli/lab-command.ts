@@ -14,7 +14,6 @@ import {
   listLabs,
   type LabHost,
 } from "../../../../scripts/lab/lab.ts";
-import { formatStatus, readStatus } from "./status-command.ts";
 import { credentialsFile, labCredentials, probeBrokerEnv } from "../../../../scripts/lab/broker-tls.ts";
 
 const ROOT = new URL("../../../../", import.meta.url).pathname;
@@ -22,6 +21,11 @@ const ROOT = new URL("../../../../", import.meta.url).pathname;
 const NETPROBE = join(ROOT, "services/probe/bin/netprobe");
 /** The lab's probe config; every target in it is a lab address. */
 export const LAB_PROBE_CONFIG = join(ROOT, "scripts/lab/probe.lab.yaml");
+/**
+ * status-command.ts imports the whole service (every check, pcap, the store): ~0.5 s of module
+ * loading that `lab fault`, which must return within a second, does not need. Only `demo` draws.
+ */
+const loadStatusCommand = () => import("./status-command.ts");
 /** Lab name used when none is given. */
 const DEFAULT_LAB = "nplab";
 
@@ -35,9 +39,12 @@ export function labCommand(): Command {
     .command("up")
     .description("build the lab (or repair it)")
     .option("-n, --name <name>", "lab name", DEFAULT_LAB)
-    .action(async (o: { name: string }) => {
-      const l = await labUp({ name: o.name });
-      console.log(`lab ${l.info.name} up; broker ${l.info.brokerUrl}; state in ${l.info.dir}`);
+    .option("--dhcp", "the probe takes its IPv4 address by DHCP, as dhcpcd on Raspberry Pi OS (120 s lease)")
+    .action(async (o: { name: string; dhcp?: boolean }) => {
+      const l = await labUp({ name: o.name, probeAddressing: o.dhcp ? "dhcp" : "static" });
+      console.log(
+        `lab ${l.info.name} up (probe addressing ${l.info.probeAddressing}); broker ${l.info.brokerUrl}; state in ${l.info.dir}`,
+      );
     });
 
   lab
@@ -66,7 +73,10 @@ export function labCommand(): Command {
     )
     .argument("<fault>")
     .argument("<on|off>")
-    .argument("[value]", "for wan-loss/wan-hop-loss: percent; wan-latency/wan-jitter: ms")
+    .argument(
+      "[value]",
+      "wan-loss/wan-hop-loss/rtp-loss: percent; wan-latency/wan-jitter/rtp-jitter: ms; mtu-changed: bytes",
+    )
     .option("-n, --name <name>", "lab name", DEFAULT_LAB)
     .action(async (fault: string, state: string, value: string | undefined, o: { name: string }) => {
       if (!isFaultName(fault)) fail(`unknown fault "${fault}" (known: ${FAULT_NAMES.join(", ")})`);
@@ -74,8 +84,9 @@ export function labCommand(): Command {
       const spec = FAULT_VALUES[fault];
       if (value !== undefined && spec === undefined) fail(`fault ${fault} takes no value`);
       const number = value === undefined ? undefined : Number(value);
-      if (number !== undefined && !(number >= 0 && number <= (spec?.max ?? 0)))
-        fail(`fault ${fault}: value must be a number in [0, ${spec?.max}] ${spec?.unit}`);
+      const min = spec?.min ?? 0;
+      if (number !== undefined && !(number >= min && number <= (spec?.max ?? 0)))
+        fail(`fault ${fault}: value must be a number in [${min}, ${spec?.max}] ${spec?.unit}`);
       await Lab.load(o.name).fault(fault, state === "on", number);
       const shown = state === "on" && spec ? ` ${number ?? spec.default} ${spec.unit}` : "";
       console.log(`${fault} ${state}${shown}`);
@@ -107,6 +118,7 @@ export function labCommand(): Command {
 }
 
 async function demo(name: string, durationS: number): Promise<void> {
+  const { formatStatus, readStatus } = await loadStatusCommand();
   console.log(`building lab ${name}…`);
   const lab = await labUp({ name });
   const db = join(lab.info.dir, "probe.db");
