@@ -102,6 +102,16 @@ describe("least privilege", () => {
       },
       { name: "ntp", kind: "ntp", target: WAN.ntp4, area: "wan" },
       { name: "wan-pmtu", kind: "path-mtu", target: WAN.web4, area: "wan", interval: "10s", timeout: "5s" },
+      { name: "wan-stamp", kind: "stamp", target: "203.0.113.200", area: "wan" },
+      {
+        name: "wan-throughput",
+        kind: "throughput",
+        target: "203.0.113.50",
+        area: "wan",
+        interval: "60s",
+        timeout: "30s",
+        options: { windows: ["00:00-23:59"], duration_s: 2, skip_above_pct: 100 },
+      },
     ];
     const config = { ...base, checks: [...base.checks, ...extra] };
     const kinds = new Set(config.checks.map((c) => String(c.kind)));
