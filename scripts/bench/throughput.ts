@@ -6,7 +6,7 @@
 // exit 1 when the check differs from iperf3 -c by 5 % or more on any row.
 //
 //   node scripts/bench/throughput.ts [--mbit 50] [--duration 5] [--json]
-//   node scripts/bench/throughput.ts --fixtures test/unit/fixtures/iperf3   # also writes iperf3's raw
+//   node scripts/bench/throughput.ts --fixtures test/fixtures/iperf3   # also writes iperf3's raw
 //                                    --json reports (successes and failures) as unit-test fixtures
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";

@@ -13,7 +13,7 @@ import { FAULT_NAMES, FAULT_VALUES, type FaultName } from "../../scripts/lab/lab
 import { LAB_PROBE_CONFIG } from "../../services/probe/src/cli/lab-command.ts";
 import { useLab } from "../lab/lab-fixture.ts";
 import { exited, startHq, startProbe, waitFor } from "../lab/probe-harness.ts";
-import { prng } from "../unit/fixtures/prng.ts";
+import { prng } from "../fixtures/prng.ts";
 import { count, mark, maxSeq, statusOf, type Mark } from "./fault-harness.ts";
 
 const LONG = process.env.NETPROBE_FAULT_LONG === "1";

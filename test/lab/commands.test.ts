@@ -10,7 +10,7 @@ import {
   REPLY_EXPIRY_S,
   type ReplyPayload,
 } from "../../services/probe/src/contract/payloads.ts";
-import { malformedCommands } from "../unit/fixtures/command-fuzz.ts";
+import { malformedCommands } from "../fixtures/command-fuzz.ts";
 import { useLab } from "./lab-fixture.ts";
 import { PROBE_BASE, startClient } from "./mqtt-driver.ts";
 import { exited, startProbe, uniqueResults, waitFor, type Received } from "./probe-harness.ts";

@@ -20,7 +20,7 @@ import {
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run, runOk } from "../../scripts/lab/run.ts";
-import { listenNotify, type NotifySocket } from "../unit/deploy-notify-socket.ts";
+import { listenNotify, type NotifySocket } from "../doubles/notify-socket.ts";
 import { bindInto, ensureDebianRoot, scratchRoot, TEST_CACHE, type ScratchRoot } from "./debian-root.ts";
 import { useLab } from "./lab-fixture.ts";
 import { exited, waitFor } from "./probe-harness.ts";

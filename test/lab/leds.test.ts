@@ -22,7 +22,7 @@ import {
   tempDir,
   withFakeSysfs,
   type Write,
-} from "../unit/led-sysfs-fixture.ts";
+} from "../doubles/led-sysfs.ts";
 import { probeBrokerEnv } from "../../scripts/lab/broker-tls.ts";
 import { useLab } from "./lab-fixture.ts";
 import { startClient } from "./mqtt-driver.ts";

@@ -12,7 +12,7 @@ import { probeBrokerEnv } from "../../scripts/lab/broker-tls.ts";
 import { useLab } from "./lab-fixture.ts";
 import { PROBE_BASE, startClient } from "./mqtt-driver.ts";
 import { exited, probeDb, uniqueResults, waitFor } from "./probe-harness.ts";
-import { prng } from "../unit/fixtures/prng.ts";
+import { prng } from "../fixtures/prng.ts";
 
 const BIN = new URL("../../services/probe/bin/netprobe", import.meta.url).pathname;
 const ICMP = "options: { count: 3, interval_ms: 20, wait_ms: 500 }";

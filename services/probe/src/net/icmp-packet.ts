@@ -2,7 +2,7 @@
 //
 // Decoding works on whatever a raw socket hands us, which includes other processes' traffic,
 // junk and truncated datagrams: every decoder returns undefined for anything it cannot use and
-// never throws (test/unit/icmp-packet.test.ts feeds it random buffers).
+// never throws (test/unit/net/icmp-packet.test.ts feeds it random buffers).
 
 /** IP version of a socket, an address or a packet. */
 export type IpFamily = 4 | 6;
