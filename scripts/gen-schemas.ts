@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import * as prettier from "prettier";
 import { fillGeneratedSections } from "../services/probe/src/config/reference.ts";
 import { configJsonSchema } from "../services/probe/src/config/schema.ts";
-import { fillMqttSections, mqttSchemaFiles } from "../services/probe/src/contract/reference.ts";
+import { fillMqttSections, mqttSchemaFiles } from "./gen/mqtt-reference.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 

@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { LAB_PROBE_CONFIG } from "../../services/probe/src/cli/lab-command.ts";
 import { readStatus } from "../../services/probe/src/cli/status-command.ts";
 import { DEFAULT_PINS } from "../../services/probe/src/leds/board-profiles.ts";
-import { PANEL } from "../../services/probe/src/leds/led-table.ts";
+import { PANEL } from "../../services/contract/src/led-table.ts";
 import {
   FakeGpioSysfs,
   FakeLedClass,

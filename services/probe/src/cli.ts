@@ -8,7 +8,7 @@ import {
   validateConfigFile,
   ConfigError,
 } from "./config/load.ts";
-import { createLogger, silentLogger } from "./log.ts";
+import { createLogger, silentLogger } from "../../contract/src/log.ts";
 import { openLedBackend } from "./leds/led-backend.ts";
 import { bootId, monoMs } from "./runner/clock.ts";
 import { envelope } from "./runner/result.ts";

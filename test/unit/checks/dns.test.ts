@@ -9,7 +9,7 @@ import {
   parseResolver,
   type DnsOptions,
 } from "../../../services/probe/src/checks/dns.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import {
   FakeDnsNetwork,
   aRecords,

@@ -7,7 +7,7 @@ import {
   pathMtu,
   type PathMtuOptions,
 } from "../../../services/probe/src/checks/path-mtu.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { IcmpSocketPool } from "../../../services/probe/src/net/icmp-socket.ts";
 import {
   FakeIcmpNetwork,

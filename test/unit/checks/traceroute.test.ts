@@ -8,7 +8,7 @@ import {
   type HopReport,
   type TracerouteOptions,
 } from "../../../services/probe/src/checks/traceroute.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { IcmpSocketPool } from "../../../services/probe/src/net/icmp-socket.ts";
 import {
   FakeIcmpNetwork,

@@ -7,7 +7,7 @@ import * as prettier from "prettier";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_PINS } from "../../../services/probe/src/leds/board-profiles.ts";
 import { kernelLedName } from "../../../services/probe/src/leds/kernel-leds.ts";
-import { AREA_LEGEND, PANEL, STATUS_LEGEND } from "../../../services/probe/src/leds/led-table.ts";
+import { AREA_LEGEND, PANEL, STATUS_LEGEND } from "../../../services/contract/src/led-table.ts";
 import { legendSvg, pinMapsMarkdown } from "../../../services/probe/src/leds/legend.ts";
 
 const REPO = join(import.meta.dirname, "../../..");

@@ -10,7 +10,7 @@ import {
   type DhcpOptions,
 } from "../../../services/probe/src/checks/dhcp.ts";
 import { createIcmpCheck, icmp, type IcmpOptions } from "../../../services/probe/src/checks/icmp.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { decodeWireEcho } from "../../../services/probe/src/net/echo-wire-stamps.ts";
 import { decodeEthernet, encodeEthernet } from "../../../services/probe/src/net/ethernet.ts";
 import { FakeFrameIo } from "../../../services/probe/src/net/fake-frame-io.ts";
