@@ -55,6 +55,21 @@ interface Server {
   dns?: string[];
   lease?: number;
   ack?: boolean;
+  /** Option 54 as sent (a rogue forging the real server's identifier); default `id`. */
+  claimId?: string;
+  /** Delay of its ACK/NAK (default 1 ms, like its OFFER). */
+  ackDelayMs?: number;
+  /** 802.1Q tag on every answer (a server on another VLAN of a trunk). */
+  vlan?: number;
+}
+
+/** The frame with an 802.1Q tag inserted after the MAC addresses. */
+function tagged(frame: Buffer, vlan: number): Buffer {
+  return Buffer.concat([
+    frame.subarray(0, 12),
+    Buffer.from([0x81, 0x00, vlan >> 8, vlan & 0xff]),
+    frame.subarray(12),
+  ]);
 }
 
 /** A scripted DHCP server: OFFERs every DISCOVER, ACKs (or NAKs) every REQUEST addressed to it. */
@@ -66,7 +81,7 @@ function server(s: Server): Responder {
     if (!m || m.op !== 1) return [];
     let type: number;
     if (m.type === DHCP_TYPE.discover) type = DHCP_TYPE.offer;
-    else if (m.type === DHCP_TYPE.request && m.serverId === s.id)
+    else if (m.type === DHCP_TYPE.request && m.serverId === (s.claimId ?? s.id))
       type = s.ack === false ? DHCP_TYPE.nak : DHCP_TYPE.ack;
     else return [];
     const sb = protocol.format({
@@ -86,7 +101,7 @@ function server(s: Server): Responder {
       file: "",
       options: {
         53: type,
-        54: s.id,
+        54: s.claimId ?? s.id,
         1: "255.255.255.0",
         3: s.router ?? s.id,
         6: s.dns ?? [s.id],
@@ -96,7 +111,13 @@ function server(s: Server): Responder {
     });
     const payload = sb._data.subarray(0, sb._w);
     const ip = encodeIpv4Udp({ srcIp: s.id, dstIp: "255.255.255.255", srcPort: 67, dstPort: 68, payload });
-    return [{ frame: encodeEthernet("ff:ff:ff:ff:ff:ff", s.mac, ETHERTYPE.ipv4, ip), delayMs: 1 }];
+    const answer = encodeEthernet("ff:ff:ff:ff:ff:ff", s.mac, ETHERTYPE.ipv4, ip);
+    return [
+      {
+        frame: s.vlan === undefined ? answer : tagged(answer, s.vlan),
+        delayMs: type === DHCP_TYPE.offer ? 1 : (s.ackDelayMs ?? 1),
+      },
+    ];
   };
 }
 
@@ -208,6 +229,63 @@ describe("dhcp check", () => {
     expect(r.error?.code).toBe("rogue_dhcp");
     expect(r.error?.message).toContain("192.0.2.66 (MAC 02:00:00:00:00:66)");
     expect(r.metrics).toMatchObject({ servers: 2, rogue_servers: 1 });
+  });
+
+  it("a rogue forging option 54 with the real server's address is still a rogue, named by its source IP and MAC", async () => {
+    const forger = server({ ...ROGUE, claimId: GW.id });
+    for (const allowed of [[GW.id], [GW.mac], [GW.mac.toUpperCase().replaceAll(":", "-")]]) {
+      const check = createDhcpCheck({ io: lan(server(GW), forger) });
+      const r = await check.run(
+        "eth0",
+        { ...defaults, allowed_servers: allowed },
+        ctx,
+        new AbortController().signal,
+      );
+      expect(r.error?.code, allowed.join()).toBe("rogue_dhcp");
+      expect(r.error?.message).toContain("192.0.2.66 (MAC 02:00:00:00:00:66 claiming server id 192.0.2.1)");
+      expect(r.metrics).toMatchObject({ servers: 2, rogue_servers: 1 });
+      const servers = r.detail?.servers as Array<{
+        ip: string;
+        server_id: string;
+        server_id_mismatch: boolean;
+      }>;
+      expect(servers.map((x) => [x.ip, x.server_id, x.server_id_mismatch])).toEqual([
+        ["192.0.2.1", "192.0.2.1", false],
+        ["192.0.2.66", "192.0.2.1", true],
+      ]);
+    }
+  });
+
+  it("request: a forged ACK from another MAC is rejected and reported; the real ACK is used, RELEASE goes to the chosen server", async () => {
+    // The forger answers the REQUEST faster than the real server: its ACK used to be taken.
+    const io = lan(server({ ...GW, ackDelayMs: 10 }), server({ ...ROGUE, claimId: GW.id, ackDelayMs: 1 }));
+    const r = await createDhcpCheck({ io }).run(
+      "eth0",
+      { ...defaults, request: true },
+      ctx,
+      new AbortController().signal,
+    );
+    expect(r.error?.code).toBe("forged_dhcp_reply");
+    expect(r.error?.message).toMatch(
+      /DHCPACK .* from IP 192\.0\.2\.66 MAC 02:00:00:00:00:66 \(claiming server id 192\.0\.2\.1\)/,
+    );
+    expect(r.metrics.forged_replies).toBe(1);
+    expect(r.detail?.ack).toMatchObject({ address: GW.offer, released: true });
+    const release = decodeEthernet(io.injected.at(-1)!)!;
+    expect(release.dst).toBe(GW.mac);
+    expect(decodeIpv4Udp(release.payload)?.dstIp).toBe(GW.id);
+  });
+
+  it("a tagged OFFER on the untagged interface belongs to another VLAN: ignored, not a second server", async () => {
+    const check = createDhcpCheck({ io: lan(server(GW), server({ ...ROGUE, vlan: 20 })) });
+    const r = await check.run(
+      "eth0",
+      { ...defaults, allowed_servers: [GW.id] },
+      ctx,
+      new AbortController().signal,
+    );
+    expect(r.status).toBe("ok");
+    expect(r.metrics).toMatchObject({ servers: 1, rogue_servers: 0 });
   });
 
   it("two servers and no allow-list → warn multiple_dhcp_servers", async () => {

@@ -3,6 +3,11 @@
 // collected and listed, optionally REQUEST→ACK and RELEASE so no lease is kept. Offered options are
 // checked against expectations; a server outside the allow-list is a rogue DHCP server.
 //
+// A server is who sent the frame — its source MAC and source IP — never option 54: the server
+// identifier is just bytes a rogue can set to the real server's address (docs/lan-security.md).
+// The ACK must come from the MAC and IP the REQUEST chose; one from anywhere else is a forgery,
+// rejected and reported, and the RELEASE goes to the chosen server only.
+//
 // Latency is measured on the probe's monotonic clock from just before the DISCOVER is handed to
 // the kernel to the moment the OFFER reaches the probe's code (libpcap immediate mode).
 
@@ -64,12 +69,16 @@ const options = Type.Object(
       default: true,
       description: "set the BOOTP broadcast flag so servers broadcast their answers (RFC 2131 §4.1)",
     }),
-    allowed_servers: Type.Array(Type.String({ minLength: 1 }), {
-      default: [],
-      description:
-        "server identifiers, source IPs or MACs of the legitimate DHCP servers; any other server " +
-        "that answers is a rogue (fail). Empty: no allow-list, but two or more servers warn",
-    }),
+    allowed_servers: Type.Array(
+      Type.String({ pattern: "^((\\d{1,3}\\.){3}\\d{1,3}|([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2})$" }),
+      {
+        default: [],
+        description:
+          "source IPs or MACs of the legitimate DHCP servers (or of the relay, for a relayed LAN); " +
+          "an answer from any other frame source is a rogue (fail), whatever server id (option 54) " +
+          "it claims. Empty: no allow-list, but two or more servers warn",
+      },
+    ),
     expect_router: Type.String({
       ...ipv4OrEmpty,
       default: "",
@@ -134,7 +143,10 @@ export const dhcp: CheckKind<typeof options> = createDhcpCheck({ io: sharedPcap 
 
 /** One server's answer, as reported in `detail.servers`. */
 interface ServerAnswer {
+  /** option 54 as the message claims it: not trusted, reported */
   server_id: string | null;
+  /** option 54 names another address than the frame's source (and no relay is involved) */
+  server_id_mismatch: boolean;
   mac: string;
   ip: string;
   offered_address: string;
@@ -175,6 +187,9 @@ class DhcpExchange {
   #wallOffsetUs = 0;
   #ack: { message: DhcpMessage; latencyMs: number; mac: string } | undefined;
   #nak: DhcpMessage | undefined;
+  #chosen: ServerAnswer | undefined;
+  /** ACK/NAK for our REQUEST from a source other than the chosen server's MAC and IP */
+  readonly #forged: Array<{ type: string; mac: string; ip: string; server_id: string | null }> = [];
   #malformed = 0;
   #ignored = 0;
   #otherTypes = 0;
@@ -233,6 +248,7 @@ class DhcpExchange {
   async #request(): Promise<void> {
     const chosen = this.#servers.find((s) => s.allowed !== false) ?? undefined;
     if (chosen === undefined) return;
+    this.#chosen = chosen;
     this.#phase = "ack";
     const { at, error } = this.#send({
       type: DHCP_TYPE.request,
@@ -248,7 +264,9 @@ class DhcpExchange {
     const ack = this.#ack;
     if (ack !== undefined && this.#opts.release) {
       // RFC 2131 §4.4.6: RELEASE is unicast from the leased address to the server; no answer comes.
-      const server = ack.message.serverId ?? chosen.server_id ?? chosen.ip;
+      // Option 54 carries what the server calls itself; the frame goes to the chosen server's
+      // own IP and MAC (a forged ACK never gets this far).
+      const server = chosen.server_id ?? chosen.ip;
       const payload = encodeDhcp({
         type: DHCP_TYPE.release,
         xid: randomInt(0, 0xffffffff),
@@ -259,7 +277,7 @@ class DhcpExchange {
       });
       const ip = encodeIpv4Udp({
         srcIp: ack.message.yiaddr,
-        dstIp: server,
+        dstIp: chosen.ip,
         srcPort: DHCP_CLIENT_PORT,
         dstPort: DHCP_SERVER_PORT,
         payload,
@@ -311,6 +329,11 @@ class DhcpExchange {
 
   #onFrame(frame: CapturedFrame, eth: EthernetFrame): void {
     if (this.#phase === "done") return;
+    // A tagged frame belongs to a VLAN, not to this untagged interface's LAN.
+    if (eth.vlan !== undefined) {
+      this.#ignored++;
+      return;
+    }
     // The shared session also captures ICMP echoes (for the icmp check's timestamps): well-formed
     // IPv4 that is not UDP is someone else's traffic, not a malformed DHCP frame.
     if (eth.payload.length >= 20 && (eth.payload[0] ?? 0) >> 4 === 4 && eth.payload[9] !== 17) {
@@ -337,7 +360,19 @@ class DhcpExchange {
     }
     if (m.type === DHCP_TYPE.offer && this.#phase === "offers")
       this.#addOffer(m, eth, udp.srcIp, latencyFromWireMs(this.#sentAt, this.#wallOffsetUs, frame), frame);
-    else if (m.type === DHCP_TYPE.ack && this.#phase === "ack" && this.#ack === undefined) {
+    else if (
+      (m.type === DHCP_TYPE.ack || m.type === DHCP_TYPE.nak) &&
+      this.#phase === "ack" &&
+      (eth.src !== this.#chosen?.mac || udp.srcIp !== this.#chosen.ip)
+    ) {
+      if (this.#forged.length < 16)
+        this.#forged.push({
+          type: dhcpTypeName(m.type),
+          mac: eth.src,
+          ip: udp.srcIp,
+          server_id: m.serverId ?? null,
+        });
+    } else if (m.type === DHCP_TYPE.ack && this.#phase === "ack" && this.#ack === undefined) {
       this.#ack = {
         message: m,
         latencyMs: latencyFromWireMs(this.#requestSentAt, this.#wallOffsetUs, frame).ms,
@@ -362,20 +397,21 @@ class DhcpExchange {
     frame: CapturedFrame,
   ): void {
     const serverId = m.serverId ?? null;
-    const same = this.#servers.find((s) => s.server_id === serverId && s.mac === eth.src);
+    const same = this.#servers.find((s) => s.ip === srcIp && s.mac === eth.src);
     if (same !== undefined) {
       same.duplicates++;
       return;
     }
     this.#servers.push({
       server_id: serverId,
+      server_id_mismatch: serverId !== null && serverId !== srcIp && m.giaddr === "0.0.0.0",
       mac: eth.src,
       ip: srcIp,
       offered_address: m.yiaddr,
       latency_ms: round(latency.ms),
       timestamps: latency.stamps,
       wire_us: frame.wireUs,
-      allowed: this.#allowed(serverId, srcIp, eth.src),
+      allowed: this.#allowed(srcIp, eth.src),
       relay: m.giaddr === "0.0.0.0" ? null : m.giaddr,
       lease_s: m.leaseS ?? null,
       subnet_mask: m.subnetMask ?? null,
@@ -390,13 +426,14 @@ class DhcpExchange {
     });
   }
 
-  #allowed(serverId: string | null, ip: string, mac: string): boolean | null {
+  /** Whether the frame's source is on the allow-list: by MAC, or by source IP (never option 54). */
+  #allowed(ip: string, mac: string): boolean | null {
     const list = this.#opts.allowed_servers;
     if (list.length === 0) return null;
     return list.some((entry) => {
       const e = entry.trim().toLowerCase();
       const asMac = normalizeMac(e);
-      return asMac !== undefined ? asMac === mac : e === serverId || e === ip;
+      return asMac !== undefined ? asMac === mac : e === ip;
     });
   }
 
@@ -409,8 +446,9 @@ class DhcpExchange {
     const rogues = servers.filter((s) => s.allowed === false);
     const metrics: Record<string, number> = {
       offers: servers.length + servers.reduce((n, s) => n + s.duplicates, 0),
-      servers: new Set(servers.map((s) => s.server_id ?? s.ip)).size,
+      servers: servers.length,
       rogue_servers: rogues.length,
+      forged_replies: this.#forged.length,
       malformed_frames: this.#malformed,
     };
     if (first !== undefined) metrics.offer_latency_ms = first.latency_ms;
@@ -426,6 +464,7 @@ class DhcpExchange {
       ignored_frames: this.#ignored,
     };
     if (this.#otherTypes > 0) detail.unexpected_messages = this.#otherTypes;
+    if (this.#forged.length > 0) detail.forged_replies = this.#forged;
     if (this.#ack !== undefined) {
       detail.ack = {
         server_id: this.#ack.message.serverId ?? null,
@@ -462,14 +501,26 @@ class DhcpExchange {
       };
     }
     if (rogues.length > 0) {
-      const list = rogues
-        .map((r) => `${r.server_id ?? r.ip} (MAC ${r.mac}) offering ${r.offered_address}`)
-        .join("; ");
+      const list = rogues.map((r) => `${describeServer(r)} offering ${r.offered_address}`).join("; ");
       return {
         status: "fail",
         error: {
           code: "rogue_dhcp",
           message: `rogue DHCP server${rogues.length > 1 ? "s" : ""} on the LAN: ${list}; allowed: ${this.#opts.allowed_servers.join(", ")}`,
+        },
+      };
+    }
+    const forged = this.#forged[0];
+    if (forged !== undefined) {
+      const chosen = this.#chosen;
+      return {
+        status: "fail",
+        error: {
+          code: "forged_dhcp_reply",
+          message:
+            `a DHCP${forged.type} for the probe's REQUEST came from IP ${forged.ip} MAC ${forged.mac}` +
+            `${forged.server_id !== null ? ` (claiming server id ${forged.server_id})` : ""}, not from the chosen server ` +
+            `${chosen === undefined ? "" : describeServer(chosen)}: rejected — a rogue DHCP server is answering`,
         },
       };
     }
@@ -502,13 +553,12 @@ class DhcpExchange {
         mismatches,
       };
     }
-    const ids = new Set(servers.map((s) => s.server_id ?? s.ip));
-    if (this.#opts.allowed_servers.length === 0 && ids.size > 1) {
+    if (this.#opts.allowed_servers.length === 0 && servers.length > 1) {
       return {
         status: "warn",
         error: {
           code: "multiple_dhcp_servers",
-          message: `${ids.size} DHCP servers answered (${servers.map((s) => `${s.server_id ?? s.ip} MAC ${s.mac}`).join(", ")}); set allowed_servers to flag rogues`,
+          message: `${servers.length} DHCP servers answered (${servers.map(describeServer).join(", ")}); set allowed_servers to flag rogues`,
         },
       };
     }
@@ -535,6 +585,12 @@ class DhcpExchange {
       out.push(`lease is ${s.lease_s ?? "missing"} s, expected at least ${o.min_lease_s} s`);
     return out;
   }
+}
+
+/** A server by what the frame proves (source IP and MAC), with the option 54 it claims when that differs. */
+function describeServer(s: ServerAnswer): string {
+  const claim = s.server_id_mismatch ? ` claiming server id ${s.server_id ?? ""}` : "";
+  return `${s.ip} (MAC ${s.mac}${claim})`;
 }
 
 function errorResult(code: string, message: string): Measurement {

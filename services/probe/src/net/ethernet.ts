@@ -3,7 +3,20 @@
 // too short or inconsistent decodes to undefined and the caller counts it as malformed.
 
 /** EtherTypes the probe decodes. */
-export const ETHERTYPE = { ipv4: 0x0800, arp: 0x0806, vlan: 0x8100, lldp: 0x88cc } as const;
+export const ETHERTYPE = {
+  /**
+   * Not a real EtherType: an IEEE 802.3 frame whose type field is a length (≤ 1500), so an LLC
+   * header follows (CDP, STP). decodeEthernet reports such frames under this value.
+   */
+  llc: 0x0000,
+  ipv4: 0x0800,
+  arp: 0x0806,
+  vlan: 0x8100,
+  lldp: 0x88cc,
+} as const;
+
+/** Largest value of the type field that is an 802.3 length rather than an EtherType. */
+const MAX_8023_LENGTH = 1500;
 
 /** The all-ones broadcast MAC. */
 export const BROADCAST_MAC = "ff:ff:ff:ff:ff:ff";
@@ -18,7 +31,10 @@ export interface EthernetFrame {
   payload: Buffer;
 }
 
-/** Decodes an Ethernet II header (one optional 802.1Q tag), or undefined when the frame is too short. */
+/**
+ * Decodes an Ethernet II header (one optional 802.1Q tag), or undefined when the frame is too short.
+ * An 802.3 frame (length field) comes back as ETHERTYPE.llc with the LLC bytes, padding cut off.
+ */
 export function decodeEthernet(frame: Buffer): EthernetFrame | undefined {
   if (frame.length < 14) return undefined;
   let etherType = frame.readUInt16BE(12);
@@ -30,12 +46,18 @@ export function decodeEthernet(frame: Buffer): EthernetFrame | undefined {
     etherType = frame.readUInt16BE(16);
     offset = 18;
   }
+  let payload = frame.subarray(offset);
+  if (etherType <= MAX_8023_LENGTH) {
+    if (payload.length < etherType) return undefined;
+    payload = payload.subarray(0, etherType);
+    etherType = ETHERTYPE.llc;
+  }
   return {
     dst: formatMac(frame, 0),
     src: formatMac(frame, 6),
     etherType,
     ...(vlan === undefined ? {} : { vlan }),
-    payload: frame.subarray(offset),
+    payload,
   };
 }
 

@@ -1,5 +1,5 @@
-// LLDPDU decoding (IEEE 802.1AB-2016 §8), with the 802.1 (VLAN) and 802.3 (MAC/PHY, PoE)
-// organisationally specific TLVs. The switch is not trusted: every length is checked against the
+// LLDPDU decoding (IEEE 802.1AB-2016 §8), with the 802.1 (VLAN), 802.3 (MAC/PHY, PoE) and
+// LLDP-MED (ANSI/TIA-1057: network policy, extended power, inventory) organisationally specific TLVs. The switch is not trusted: every length is checked against the
 // frame, unknown TLVs are skipped, and a malformed LLDPDU decodes to undefined — never a throw.
 
 import { formatIpv4, formatMac } from "./ethernet.ts";
@@ -8,8 +8,34 @@ import { printable } from "../../../contract/src/printable-text.ts";
 /** The LLDP multicast destination (nearest bridge). */
 export const LLDP_MULTICAST = "01:80:c2:00:00:0e";
 
+/**
+ * Where a switch sends LLDPDUs (802.1AB-2016 §7.1): nearest bridge, nearest non-TPMR bridge,
+ * nearest customer bridge. An LLDPDU to any other address (unicast from a desk PC) is not a switch's.
+ */
+export const LLDP_GROUP_ADDRESSES: readonly string[] = [
+  LLDP_MULTICAST,
+  "01:80:c2:00:00:03",
+  "01:80:c2:00:00:00",
+];
+
+/** One LLDP-MED network policy (TIA-1057 §10.2.3): which VLAN and marking an application uses. */
+export interface MedNetworkPolicy {
+  /** 1 voice, 2 voice signaling, 3 guest voice, 4 guest voice signaling, 5 softphone, 6 video conferencing, 7 streaming video, 8 video signaling. */
+  application: string;
+  /** U flag: the policy is required but not known to the sender. */
+  unknown: boolean;
+  tagged: boolean;
+  vlanId: number;
+  priority: number;
+  dscp: number;
+}
+
 /** What the probe reports about the switch port it is plugged into. */
 export interface LldpNeighbor {
+  /** Which discovery protocol the neighbour spoke (CDP is decoded by cdp.ts into the same shape). */
+  protocol: "lldp" | "cdp";
+  /** CDP version (1 or 2); absent for LLDP. */
+  cdpVersion?: number;
   chassisId: string;
   chassisIdSubtype: number;
   portId: string;
@@ -38,9 +64,54 @@ export interface LldpNeighbor {
     requestedW?: number;
     allocatedW?: number;
   };
+  /** CDP platform (TLV 0x0006). */
+  platform?: string;
+  /** CDP duplex of the sending port. */
+  duplex?: "full" | "half";
+  /** The voice VLAN: CDP's VoIP VLAN reply, or the LLDP-MED voice network policy. */
+  voiceVlanId?: number;
+  /** LLDP-MED: device class, network policies, extended power, inventory. */
+  med?: {
+    deviceType?: number;
+    policies: MedNetworkPolicy[];
+    power?: { type: number; source: number; priority: number; watts: number };
+    inventory: Partial<Record<MedInventoryField, string>>;
+  };
   /** TLV types seen that the probe does not decode (counted, not an error). */
   unknownTlvs: number;
 }
+
+/** LLDP-MED inventory TLVs (subtypes 5–11). */
+export type MedInventoryField =
+  | "hardware_revision"
+  | "firmware_revision"
+  | "software_revision"
+  | "serial_number"
+  | "manufacturer"
+  | "model"
+  | "asset_id";
+
+const MED_INVENTORY: Record<number, MedInventoryField> = {
+  5: "hardware_revision",
+  6: "firmware_revision",
+  7: "software_revision",
+  8: "serial_number",
+  9: "manufacturer",
+  10: "model",
+  11: "asset_id",
+};
+
+const MED_APPLICATIONS = [
+  "reserved",
+  "voice",
+  "voice_signaling",
+  "guest_voice",
+  "guest_voice_signaling",
+  "softphone_voice",
+  "video_conferencing",
+  "streaming_video",
+  "video_signaling",
+];
 
 const CAPABILITY_NAMES = [
   "other",
@@ -58,10 +129,12 @@ const CAPABILITY_NAMES = [
 
 const OUI_8021 = "0080c2";
 const OUI_8023 = "00120f";
+const OUI_MED = "0012bb";
 
 /** Decodes an LLDPDU (the Ethernet payload of type 0x88cc); undefined when malformed. */
 export function decodeLldp(pdu: Buffer): LldpNeighbor | undefined {
-  const n: Partial<LldpNeighbor> & Pick<LldpNeighbor, "capabilities" | "managementAddresses" | "vlans"> = {
+  const n: Building = {
+    protocol: "lldp",
     capabilities: [],
     managementAddresses: [],
     vlans: [],
@@ -92,7 +165,8 @@ export function decodeLldp(pdu: Buffer): LldpNeighbor | undefined {
   return n as LldpNeighbor;
 }
 
-type Building = Partial<LldpNeighbor> & Pick<LldpNeighbor, "capabilities" | "managementAddresses" | "vlans">;
+type Building = Partial<LldpNeighbor> &
+  Pick<LldpNeighbor, "protocol" | "capabilities" | "managementAddresses" | "vlans">;
 
 function decodeTlv(type: number, v: Buffer, n: Building): boolean {
   switch (type) {
@@ -180,6 +254,40 @@ function decodeOrgTlv(v: Buffer, n: Building): boolean {
       n.poe.requestedW = info.readUInt16BE(4) / 10;
       n.poe.allocatedW = info.readUInt16BE(6) / 10;
     }
+  } else if (oui === OUI_MED) {
+    return decodeMedTlv(subtype ?? 0, info, n);
+  } else {
+    n.unknownTlvs = (n.unknownTlvs ?? 0) + 1;
+  }
+  return true;
+}
+
+function decodeMedTlv(subtype: number, info: Buffer, n: Building): boolean {
+  const med = (n.med ??= { policies: [], inventory: {} });
+  if (subtype === 1) {
+    if (info.length < 3) return false;
+    med.deviceType = info[2];
+  } else if (subtype === 2) {
+    if (info.length < 4) return false;
+    // TIA-1057 §10.2.3.1: application type (8), U (1), T (1), X (1), VLAN id (12), L2 priority (3), DSCP (6).
+    const bits = info.readUIntBE(1, 3);
+    const policy: MedNetworkPolicy = {
+      application: MED_APPLICATIONS[info[0] ?? 0] ?? `type_${info[0] ?? 0}`,
+      unknown: (bits & 0x800000) !== 0,
+      tagged: (bits & 0x400000) !== 0,
+      vlanId: (bits >> 9) & 0x0fff,
+      priority: (bits >> 6) & 0x7,
+      dscp: bits & 0x3f,
+    };
+    if (med.policies.length < 8) med.policies.push(policy);
+    if (policy.application === "voice" && !policy.unknown && policy.tagged && policy.vlanId > 0)
+      n.voiceVlanId ??= policy.vlanId;
+  } else if (subtype === 4) {
+    if (info.length < 3) return false;
+    const b = info[0] ?? 0;
+    med.power = { type: b >> 6, source: (b >> 4) & 0x3, priority: b & 0xf, watts: info.readUInt16BE(1) / 10 };
+  } else if (MED_INVENTORY[subtype] !== undefined) {
+    med.inventory[MED_INVENTORY[subtype]] = text(info.subarray(0, 32));
   } else {
     n.unknownTlvs = (n.unknownTlvs ?? 0) + 1;
   }
