@@ -78,6 +78,8 @@ const READ_AHEAD = 256;
  * PUBACK always names exactly one owner (MQTT 5 §2.2.1: ids are unique among in-flight packets).
  */
 const DRAIN_IDS = 65_279;
+/** A drain of at least this many messages logs its figures when the outbox is empty again. */
+const BACKLOG_REPORT_MIN = 1000;
 
 /** A PUBLISH the drain wrote and whose PUBACK it waits for. */
 interface Sent {
@@ -623,6 +625,9 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
       client.stream.write(buf);
     }
     this.#noteOccupancy(batch.length >= room && more);
+    // A backlog drain is over: one line with how it went (the bench reads it), then a fresh count.
+    if (batch.length === 0 && this.#inflight === 0 && this.#stats.published >= BACKLOG_REPORT_MIN)
+      this.#log.info({ drain: this.drainStats(true) }, "outbox drained");
   }
 
   /** Time-weighted window occupancy, counted only while rows wait for room in the window. */
