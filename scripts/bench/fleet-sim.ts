@@ -84,10 +84,9 @@ async function runProbes(): Promise<void> {
     const sim = { name, rows: [], nextId: 1, seq: 0, published: 0, acked: 0 } as unknown as Sim;
     const outbox = {
       peek: (afterId: number, limit: number) => sim.rows.filter((r) => r.id > afterId).slice(0, limit),
-      ack: (ids: number[]) => {
-        const gone = new Set(ids);
+      ackRange: (first: number, last: number) => {
         const before = sim.rows.length;
-        sim.rows = sim.rows.filter((r) => !gone.has(r.id));
+        sim.rows = sim.rows.filter((r) => r.id < first || r.id > last);
         sim.acked += before - sim.rows.length;
       },
     };

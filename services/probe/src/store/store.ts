@@ -155,6 +155,7 @@ interface Statements {
   upsertLatest: Database.Statement<[string, number, number, string]>;
   evictOldest: Database.Statement<[number, number], { id: number; bytes: number }>;
   deleteById: Database.Statement<[number], { priority: Priority; bytes: number }>;
+  deleteRange: Database.Statement<[number, number], [Priority, number]>;
   setCounter: Database.Statement<[string, number]>;
   setEvictionCounters: Database.Statement<[number, number, number]>;
   peek: Database.Statement<
@@ -189,6 +190,7 @@ interface Connection {
   s: Statements;
   write: Database.Transaction<(body: WriteBody<unknown>, s: Statements, extra: number) => unknown>;
   ack: Database.Transaction<(s: Statements, ids: readonly number[]) => void>;
+  ackRange: Database.Transaction<(s: Statements, first: number, last: number) => void>;
 }
 
 /**
@@ -331,6 +333,9 @@ export class Store {
         s: prepareStatements(db),
         write: db.transaction((body: WriteBody<unknown>, s: Statements, extra: number) => body(s, extra)),
         ack: db.transaction((s: Statements, ids: readonly number[]) => this.deleteAcked(s, ids)),
+        ackRange: db.transaction((s: Statements, first: number, last: number) =>
+          this.deleteAckedRange(s, first, last),
+        ),
       };
       return { conn, tally };
     } catch (err) {
@@ -460,9 +465,23 @@ export class Store {
   ack(ids: readonly number[]): void {
     const c = this.writable();
     if (ids.length === 0) return;
+    this.acknowledge(() => c.ack.immediate(c.s, ids));
+  }
+
+  /**
+   * Deletes every row with firstId <= id <= lastId in one statement (the uplink's acknowledged run
+   * of consecutive sends: outbox ids only grow, so no row it did not send lies in between).
+   */
+  ackRange(firstId: number, lastId: number): void {
+    const c = this.writable();
+    if (lastId < firstId) return;
+    this.acknowledge(() => c.ackRange.immediate(c.s, firstId, lastId));
+  }
+
+  private acknowledge(remove: () => void): void {
     const saved = copyTally(this.t);
     try {
-      c.ack.immediate(c.s, ids);
+      remove();
     } catch (err) {
       this.t = saved;
       this.rollbackQuietly();
@@ -691,6 +710,21 @@ export class Store {
     if (maxId > this.t.idHwm) {
       this.t.idHwm = maxId;
       s.setCounter.run("outbox_id_hwm", maxId);
+    }
+  }
+
+  /** Body of the range ack transaction. */
+  private deleteAckedRange(s: Statements, first: number, last: number): void {
+    let deleted = false;
+    for (const [priority, bytes] of s.deleteRange.iterate(first, last)) {
+      this.t.rows -= 1;
+      this.t.bytes -= bytes;
+      this.t.byPriority[priority] -= 1;
+      deleted = true;
+    }
+    if (deleted && last > this.t.idHwm) {
+      this.t.idHwm = last;
+      s.setCounter.run("outbox_id_hwm", last);
     }
   }
 
@@ -1251,6 +1285,11 @@ function prepareStatements(db: Database.Database): Statements {
         "(SELECT id FROM outbox WHERE priority = ? AND id >= ? ORDER BY id LIMIT 1) RETURNING id, bytes",
     ),
     deleteById: db.prepare("DELETE FROM outbox WHERE id = ? RETURNING priority, bytes"),
+    deleteRange: db
+      .prepare<[number, number], [Priority, number]>(
+        "DELETE FROM outbox WHERE id BETWEEN ? AND ? RETURNING priority, bytes",
+      )
+      .raw(true),
     setCounter: db.prepare(
       "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
     ),
