@@ -4,7 +4,7 @@ import { createArpCheck, type ArpOptions } from "../../../services/probe/src/che
 import { ARP_OP, decodeArp, encodeArp } from "../../../services/probe/src/net/arp-packet.ts";
 import { decodeEthernet, encodeEthernet, ETHERTYPE } from "../../../services/probe/src/net/ethernet.ts";
 import { FakeFrameIo } from "../../../services/probe/src/net/fake-frame-io.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { answering } from "../../doubles/arp-hosts.ts";
 
 const PROBE_MAC = "02:00:00:00:00:10";

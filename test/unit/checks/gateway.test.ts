@@ -6,7 +6,7 @@ import { createGatewayCheck, type GatewayOptions } from "../../../services/probe
 import { decodeArp } from "../../../services/probe/src/net/arp-packet.ts";
 import { decodeEthernet, ETHERTYPE } from "../../../services/probe/src/net/ethernet.ts";
 import { FakeFrameIo } from "../../../services/probe/src/net/fake-frame-io.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { answering } from "../../doubles/arp-hosts.ts";
 import { mutate, prng } from "../../fixtures/frame-mutations.ts";
 

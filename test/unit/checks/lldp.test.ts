@@ -7,7 +7,7 @@ import { decodeCdp } from "../../../services/probe/src/net/cdp.ts";
 import { decodeEthernet, ETHERTYPE } from "../../../services/probe/src/net/ethernet.ts";
 import { FakeFrameIo } from "../../../services/probe/src/net/fake-frame-io.ts";
 import { decodeLldp, LLDP_GROUP_ADDRESSES } from "../../../services/probe/src/net/lldp-tlv.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { mutate, prng } from "../../fixtures/frame-mutations.ts";
 
 const FRAMES = JSON.parse(

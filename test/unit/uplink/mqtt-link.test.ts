@@ -5,7 +5,7 @@ import { EventEmitter } from "node:events";
 import mqttPacket from "mqtt-packet";
 import type { IClientOptions, MqttClient } from "mqtt";
 import { afterEach, describe, expect, it } from "vitest";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { Store } from "../../../services/probe/src/store/store.ts";
 import { MqttUplink, type UplinkSettings } from "../../../services/probe/src/uplink/mqtt-link.ts";
 

@@ -7,7 +7,7 @@
 
 import { formatIpv4 } from "./ethernet.ts";
 import type { LldpNeighbor } from "./lldp-tlv.ts";
-import { printable } from "../contract/printable-text.ts";
+import { printable } from "../../../contract/src/printable-text.ts";
 
 /** CDP's multicast destination (Cisco's "CDP/VTP" group). */
 export const CDP_MULTICAST = "01:00:0c:cc:cc:cc";
