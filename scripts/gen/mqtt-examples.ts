@@ -1,6 +1,6 @@
 /**
  * One or more example payloads per topic of the contract, rendered into docs/mqtt.md by
- * scripts/gen-schemas.ts and checked against the generated JSON Schemas by a unit test, so the
+ * scripts/gen/schemas.ts and checked against the generated JSON Schemas by a unit test, so the
  * documentation cannot show a payload the probe would not send (or refuse).
  */
 import { configHash, redactConfig } from "../../services/probe/src/config/redact.ts";

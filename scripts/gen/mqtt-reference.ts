@@ -1,5 +1,5 @@
 /**
- * What scripts/gen-schemas.ts generates from the MQTT contract: one JSON Schema file per topic
+ * What scripts/gen/schemas.ts generates from the MQTT contract: one JSON Schema file per topic
  * under schemas/mqtt/, and the generated sections of docs/mqtt.md (topic table, examples, error
  * codes), all from TOPICS, so the published contract is the one the code validates against.
  */
@@ -42,7 +42,7 @@ export function mqttJsonSchema(key: TopicKey): Record<string, unknown> {
     description:
       `${spec.description}. Published by ${spec.from === "probe" ? "the probe" : "headquarters"}, ` +
       `QoS ${spec.qos}, ${spec.retain ? "retained" : "not retained"}; payload schema ${SCHEMA_VERSION}. ` +
-      "Generated from services/contract/src/payloads.ts by scripts/gen-schemas.ts; do not edit.",
+      "Generated from services/contract/src/payloads.ts by scripts/gen/schemas.ts; do not edit.",
     ...body,
   };
 }

@@ -578,7 +578,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
   get(key: string, now: number = Date.now()): ProbeDetail | undefined {
     const r = this.#probes.get(key);
     if (!r) return undefined;
-    return { ...this.#view(r, now), checks: [...r.checks.values()].map(historyOf) };
+    return { ...this.#view(r, now), checks: [...r.checks.values()].map((h) => historyOf(h)) };
   }
 
   /**
@@ -618,7 +618,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
 /** A copy of a check's history with its last `results` results (without the sort key). */
 function historyOf(h: CheckHistory, results: number = Infinity): CheckHistory {
-  const last = results >= h.results.length ? h.results : h.results.slice(-results);
+  // slice(-0) is slice(0), the whole history: `results=0` must give none.
+  const last = results >= h.results.length ? h.results : results === 0 ? [] : h.results.slice(-results);
   return { ...h, results: last.map(({ wall: _wall, ...p }: ResultPoint & { wall?: number }) => p) };
 }
 

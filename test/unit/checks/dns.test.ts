@@ -16,7 +16,7 @@ import {
   replyTo,
   type FakeDnsHandler,
   type ReceivedQuery,
-} from "../../../services/probe/src/net/dns-fake-network.ts";
+} from "../../doubles/dns-fake-network.ts";
 
 const ctx = { log: silentLogger() };
 const DEFAULTS = Value.Default(dns.options, {}) as DnsOptions;

@@ -16,7 +16,7 @@ import {
   icmpErrorFor,
   ipv4Datagram,
   withChecksum,
-} from "../../../services/probe/src/net/fake-icmp-network.ts";
+} from "../../doubles/fake-icmp-network.ts";
 
 const ctx = { log: silentLogger() };
 const DEFAULTS = Value.Default(icmp.options, {}) as IcmpOptions;

@@ -14,7 +14,7 @@ import {
   icmpErrorFor,
   withChecksum,
   type SentEcho,
-} from "../../../services/probe/src/net/fake-icmp-network.ts";
+} from "../../doubles/fake-icmp-network.ts";
 
 const ctx = { log: silentLogger() };
 const DEFAULTS = Value.Default(pathMtu.options, {}) as PathMtuOptions;

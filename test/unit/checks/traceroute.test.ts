@@ -15,7 +15,7 @@ import {
   icmpErrorFor,
   udpErrorFor,
   type SentEcho,
-} from "../../../services/probe/src/net/fake-icmp-network.ts";
+} from "../../doubles/fake-icmp-network.ts";
 
 const ctx = { log: silentLogger() };
 const DEFAULTS = Value.Default(traceroute.options, {}) as TracerouteOptions;

@@ -88,6 +88,19 @@ describe("HQ keeps what one probe sends bounded", () => {
     expect(f.counters.dropped_by_reason.rate_limited).toBe(refused);
   });
 
+  it("every check keeps its whole history, the second and third as the first", () => {
+    // get() once passed the array index as the result count: the second check showed 1 result.
+    const f = new Fleet({ resultsPerCheck: 5 });
+    for (const check of ["a-icmp", "b-icmp", "c-icmp"])
+      for (let s = 1; s <= 3; s++) f.ingest(`${T}results/${check}`, result({ check, seq: s, mono_ms: s }));
+    expect(f.get(KEY)!.checks.map((c) => [c.check, c.results.length])).toEqual([
+      ["a-icmp", 3],
+      ["b-icmp", 3],
+      ["c-icmp", 3],
+    ]);
+    expect(f.page(KEY, { limit: 10, results: 0 })!.checks.map((c) => c.results.length)).toEqual([0, 0, 0]);
+  });
+
   it("pages a probe's checks by name", () => {
     const f = new Fleet();
     for (const c of ["c", "a", "b", "d"]) f.ingest(`${T}results/${c}`, result({ check: c }));

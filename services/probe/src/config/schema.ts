@@ -649,7 +649,7 @@ export function configJsonSchema(): Record<string, unknown> {
     $schema: "http://json-schema.org/draft-07/schema#",
     title: "netprobe configuration",
     description:
-      "The netprobe YAML config file. Generated from services/probe/src/config/schema.ts by scripts/gen-schemas.ts; do not edit.",
+      "The netprobe YAML config file. Generated from services/probe/src/config/schema.ts by scripts/gen/schemas.ts; do not edit.",
     ...body,
   };
 }
