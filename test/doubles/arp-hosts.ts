@@ -1,7 +1,7 @@
 // ARP hosts on an in-memory LAN (FakeFrameIo responders) for the gateway and arp check tests.
 import { ARP_OP, decodeArp, encodeArp } from "../../services/probe/src/net/arp-packet.ts";
 import { decodeEthernet, encodeEthernet, ETHERTYPE } from "../../services/probe/src/net/ethernet.ts";
-import type { Responder } from "../../services/probe/src/net/fake-frame-io.ts";
+import type { Responder } from "./fake-frame-io.ts";
 
 /** Hosts that answer ARP for `ip` (requests and RFC 5227 probes alike). */
 export function answering(ip: string, ...macs: string[]): Responder {

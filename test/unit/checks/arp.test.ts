@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { createArpCheck, type ArpOptions } from "../../../services/probe/src/checks/arp.ts";
 import { ARP_OP, decodeArp, encodeArp } from "../../../services/probe/src/net/arp-packet.ts";
 import { decodeEthernet, encodeEthernet, ETHERTYPE } from "../../../services/probe/src/net/ethernet.ts";
-import { FakeFrameIo } from "../../../services/probe/src/net/fake-frame-io.ts";
+import { FakeFrameIo } from "../../doubles/fake-frame-io.ts";
 import { silentLogger } from "../../../services/contract/src/log.ts";
 import { answering } from "../../doubles/arp-hosts.ts";
 

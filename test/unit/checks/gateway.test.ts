@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { createGatewayCheck, type GatewayOptions } from "../../../services/probe/src/checks/gateway.ts";
 import { decodeArp } from "../../../services/probe/src/net/arp-packet.ts";
 import { decodeEthernet, ETHERTYPE } from "../../../services/probe/src/net/ethernet.ts";
-import { FakeFrameIo } from "../../../services/probe/src/net/fake-frame-io.ts";
+import { FakeFrameIo } from "../../doubles/fake-frame-io.ts";
 import { silentLogger } from "../../../services/contract/src/log.ts";
 import { answering } from "../../doubles/arp-hosts.ts";
 import { mutate, prng } from "../../fixtures/frame-mutations.ts";

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { createLldpCheck, MAX_NEIGHBORS, type LldpOptions } from "../../../services/probe/src/checks/lldp.ts";
 import { decodeCdp } from "../../../services/probe/src/net/cdp.ts";
 import { decodeEthernet, ETHERTYPE } from "../../../services/probe/src/net/ethernet.ts";
-import { FakeFrameIo } from "../../../services/probe/src/net/fake-frame-io.ts";
+import { FakeFrameIo } from "../../doubles/fake-frame-io.ts";
 import { decodeLldp, LLDP_GROUP_ADDRESSES } from "../../../services/probe/src/net/lldp-tlv.ts";
 import { silentLogger } from "../../../services/contract/src/log.ts";
 import { mutate, prng } from "../../fixtures/frame-mutations.ts";
