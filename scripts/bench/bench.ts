@@ -182,6 +182,36 @@ async function benchStore(): Promise<void> {
   });
 }
 
+/** HQ history: ingest into SQLite and PostgreSQL, 30-day report from roll-ups (scripts/bench/history-bench.ts). */
+async function benchHistory(): Promise<void> {
+  const n = QUICK ? 20_000 : 200_000;
+  const r = await run([NODE, join(ROOT, "scripts/bench/history-bench.ts"), "--json", "--results", String(n)]);
+  const j = JSON.parse(r.stdout) as Record<string, number>;
+  for (const [engine, target] of [
+    ["sqlite", 10_000],
+    ["postgres", 20_000],
+  ] as const) {
+    const rate = j[`${engine}_ingest_results_per_s`] ?? 0;
+    row({
+      section: "history",
+      metric: `${engine} ingest, 1,000 probes`,
+      unit: "results/s",
+      probe: rate,
+      target: `≥ ${target}`,
+      met: rate >= target,
+    });
+    const ms = j[`${engine}_report_30d_ms`] ?? Infinity;
+    row({
+      section: "history",
+      metric: `${engine} 30-day report, 1,000 probes`,
+      unit: "ms",
+      probe: ms,
+      target: "< 2000",
+      met: ms < 2000,
+    });
+  }
+}
+
 /** Drain: a 100,000-result backlog to the lab broker, next to mosquitto_pub publishing the same payloads at QoS 1. */
 async function benchDrain(lab: Lab): Promise<void> {
   const n = QUICK ? 20_000 : 100_000;
@@ -737,6 +767,7 @@ async function section(name: string, fn: () => Promise<void>): Promise<void> {
 async function main(): Promise<void> {
   console.error(`netprobe bench${QUICK ? " (quick)" : ""} on ${cpus().length} × ${cpus()[0]?.model ?? "?"}`);
   await section("store", () => benchStore());
+  await section("history", () => benchHistory());
   await section("accuracy", () => benchIcmp());
   const labSections = ["icmp-wire", "dhcp-wire", "dns-wire", "start-up", "detection", "drain", "footprint"];
   if (labSections.some(want)) {
