@@ -188,6 +188,132 @@ async function benchStore(): Promise<void> {
   });
 }
 
+/** HQ history: ingest into SQLite and PostgreSQL, 30-day report from roll-ups (scripts/bench/history-bench.ts). */
+async function benchHistory(): Promise<void> {
+  const n = QUICK ? 20_000 : 200_000;
+  const r = await run([NODE, join(ROOT, "scripts/bench/history-bench.ts"), "--json", "--results", String(n)]);
+  const j = JSON.parse(r.stdout) as Record<string, number>;
+  for (const [engine, target] of [
+    ["sqlite", 10_000],
+    ["postgres", 20_000],
+  ] as const) {
+    const rate = j[`${engine}_ingest_results_per_s`] ?? 0;
+    row({
+      section: "history",
+      metric: `${engine} ingest, 1,000 probes`,
+      unit: "results/s",
+      probe: rate,
+      target: `≥ ${target}`,
+      met: rate >= target,
+    });
+    const ms = j[`${engine}_report_30d_ms`] ?? Infinity;
+    row({
+      section: "history",
+      metric: `${engine} 30-day report, 1,000 probes`,
+      unit: "ms",
+      probe: ms,
+      target: "< 2000",
+      met: ms < 2000,
+    });
+  }
+}
+
+/** Drain: a 100,000-result backlog to the lab broker, next to mosquitto_pub publishing the same payloads at QoS 1. */
+async function benchDrain(lab: Lab): Promise<void> {
+  const n = QUICK ? 20_000 : 100_000;
+  const db = join(lab.info.dir, "drain.db");
+  const store = new Store(db, { maxRows: 10_000_000, maxBytes: 10_000_000_000 });
+  store.open();
+  const payload = (seq: number) =>
+    JSON.stringify({
+      schema: 1,
+      id: `01BENCH${String(seq).padStart(19, "0")}`,
+      seq,
+      site: "lab",
+      probe: "probe-1",
+      check: "wan-icmp",
+      kind: "icmp",
+      area: "wan",
+      target: "203.0.113.10",
+      started_at: new Date().toISOString(),
+      boot_id: "bench",
+      mono_ms: seq,
+      duration_ms: 61.2,
+      status: "ok",
+      metrics: { sent: 5, received: 5, loss_pct: 0, rtt_min_ms: 0.1, rtt_avg_ms: 0.12, rtt_max_ms: 0.2 },
+      detail: { address: "203.0.113.10", family: "ipv4" },
+      version: "bench",
+    });
+  let sample = "";
+  for (let i = 0; i < n; i++) {
+    store.appendResult("wan-icmp", (seq) => {
+      sample = payload(seq);
+      return {
+        message: { topic: "results/wan-icmp", payload: sample, qos: 1, retain: false, priority: 0 },
+        summary: {},
+      };
+    });
+  }
+  store.close();
+
+  const hq = subscriber(lab, "bench-drain");
+  await until("subscriber", 10_000, hq.connected);
+  // A config with no checks: only the backlog flows. The outbox must hold the backlog plus what the
+  // service queues at start (health, …): at the default store.max_rows of 100,000 the service
+  // evicted the oldest result (seq 1) on start, and HQ saw 99,999 of 100,000.
+  const cfg = join(lab.info.dir, "drain.yaml");
+  const base = parse(readFileSync(LAB_CONFIG, "utf8")) as Record<string, unknown>;
+  const storeCfg = { ...(base.store as Record<string, unknown>), max_rows: 2 * n, max_bytes: "1GiB" };
+  writeFileSync(cfg, stringify({ ...base, store: storeCfg, checks: [] }));
+  // Both sides are timed to the broker's last PUBACK: the probe until its outbox is empty,
+  // mosquitto_pub until it exits (it waits for every PUBACK). HQ's subscriber confirms arrival.
+  const t0 = performance.now();
+  const probe = startProbe(lab, cfg, db);
+  await until("outbox drained", 300_000, () => readStatus(db).outbox.rows === 0);
+  const probeS = (performance.now() - t0) / 1000;
+  // A single test subscriber may fall behind a full-speed drain and mosquitto then drops what
+  // exceeds its per-client queue (max_queued_messages): report what arrived, do not wait forever.
+  await until("backlog at HQ", 60_000, () => hq.seen.results >= n).catch(() => undefined);
+  const atHq = hq.seen.results;
+  await stopProbe(probe);
+  const evicted = readStatus(db).outbox.evicted;
+  if (atHq < n) {
+    const missing: number[] = [];
+    for (let seq = 1; seq <= n && missing.length < 20; seq++)
+      if (!hq.ids.has(`01BENCH${String(seq).padStart(19, "0")}`)) missing.push(seq);
+    console.error(
+      `  drain: HQ saw ${atHq}/${n} (evicted ${evicted}, subscriber connects ${hq.seen.connects}, duplicates ${hq.seen.duplicates}); first missing seqs ${missing.join(",")}`,
+    );
+  }
+
+  const lines = Array.from({ length: n }, () => sample).join("\n") + "\n";
+  // The probe's own credentials and prefix: the broker's ACL confines every probe to it.
+  const c = labCredentials(lab.info.dir, "probe-1");
+  const url = new URL(c.url);
+  const t1 = performance.now();
+  const pub = await runIn(
+    lab,
+    "probe",
+    ["mosquitto_pub", "-h", url.hostname, "-p", url.port, "--cafile", c.ca_file, "--cert", c.cert_file]
+      .concat(["--key", c.key_file, "-u", c.username, "-P", c.password, "-i", "bench-pub", "-q", "1"])
+      .concat(["-t", "netprobe/v1/lab/probe-1/results/bench", "-l"]),
+    lines,
+  );
+  const peerS = (performance.now() - t1) / 1000;
+  if (pub.code !== 0) throw new Error(`mosquitto_pub failed: ${pub.stderr}`);
+  hq.child.kill("SIGTERM");
+  row({
+    section: "drain",
+    metric: `${n.toLocaleString("en-US")}-result backlog to the lab broker (process start to last PUBACK; ${atHq} distinct seen by one HQ subscriber, ${evicted} evicted)`,
+    unit: "s",
+    probe: round(probeS, 2),
+    peer_name: "mosquitto_pub -q 1 -l",
+    peer: round(peerS, 2),
+    target: QUICK ? "≤ 30 (for 100,000)" : "≤ 30",
+    met: probeS * (100_000 / n) <= 30,
+  });
+}
+
 function runIn(lab: Lab, host: "probe" | "hq", argv: string[], input?: string) {
   return run(["ip", "netns", "exec", lab.info.ns[host], ...argv], input);
 }
@@ -647,6 +773,7 @@ async function section(name: string, fn: () => Promise<void>): Promise<void> {
 async function main(): Promise<void> {
   console.error(`netprobe bench${QUICK ? " (quick)" : ""} on ${cpus().length} × ${cpus()[0]?.model ?? "?"}`);
   await section("store", () => benchStore());
+  await section("history", () => benchHistory());
   await section("accuracy", () => benchIcmp());
   const labSections = [
     ...["icmp-wire", "dhcp-wire", "dns-wire", "start-up", "detection"],
