@@ -50,6 +50,9 @@ export interface StoredEvent {
   reason: string;
   result_id: string | null;
   received_at: number;
+  /** With mono_ms, the event's identity: a redelivered event is stored once. */
+  boot_id: string;
+  mono_ms: number;
 }
 
 /** An online/offline change of a probe (from the retained `state`; offline from the will). */
