@@ -6,6 +6,7 @@ import { connectFleet } from "./fleet-link.ts";
 import { HqConfigError, loadHqConfig, type HqConfig, type HqFlags } from "./hq-config.ts";
 import { Access, hashPassword } from "./web-access.ts";
 import { serveFleetWeb } from "./web.ts";
+import { reportCommand } from "./report/report-command.ts";
 import { terminalSafe } from "../../probe/src/contract/printable-text.ts";
 
 const EXIT_USAGE = 2;
@@ -190,6 +191,8 @@ export function hqCommand(): Command {
       }
       process.stdout.write(`${await hashPassword(password)}\n`);
     });
+
+  hq.addCommand(reportCommand());
 
   return hq;
 }

@@ -104,17 +104,24 @@ export function trendChart(
       d += `${p.start - prev > 2 * bucketMs ? "M" : "L"}${(x(p.start) + bw / 2).toFixed(1)} ${y(p.latency_avg_ms, latMax).toFixed(1)}`;
       prev = p.start;
     }
+    // Few points (a short period): dots too, or a lone point would draw nothing.
+    if (t.points.length <= 60)
+      for (const p of t.points)
+        if (p.latency_avg_ms !== null)
+          parts.push(
+            `<circle cx="${(x(p.start) + bw / 2).toFixed(1)}" cy="${y(p.latency_avg_ms, latMax).toFixed(1)}" r="2" fill="${COLOURS[i % COLOURS.length]}"/>`,
+          );
     if (d !== "")
       parts.push(
         `<path class="latency" d="${d}" fill="none" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="1.6"/>`,
       );
-    const lx = L + i * 200;
+    const lx = L + i * 165;
     parts.push(`<rect x="${lx}" y="${H - 18}" width="14" height="4" fill="${COLOURS[i % COLOURS.length]}"/>`);
     parts.push(
-      `<text x="${lx + 18}" y="${H - 13}" font-size="10" fill="#24292f">${escapeXml(`${t.check} (${t.probe})`.slice(0, 34))}</text>`,
+      `<text x="${lx + 18}" y="${H - 13}" font-size="10" fill="#24292f">${escapeXml(`${t.check} (${t.probe})`.slice(0, 28))}</text>`,
     );
   });
-  const lx = L + trends.length * 200;
+  const lx = L + trends.length * 165;
   parts.push(`<rect x="${lx}" y="${H - 20}" width="10" height="8" fill="${LOSS}" opacity="0.45"/>`);
   parts.push(`<text x="${lx + 14}" y="${H - 13}" font-size="10" fill="#24292f">loss % (right axis)</text>`);
   parts.push("</svg>");

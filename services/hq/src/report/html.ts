@@ -18,6 +18,7 @@ const STYLE = `
   th, td { text-align: left; padding: 3px 6px; border-bottom: 1px solid #eaeef2; vertical-align: top; }
   th { background: #f6f8fa; font-weight: 600; }
   td.n, th.n { text-align: right; white-space: nowrap; }
+  table.incidents td:nth-child(-n + 5) { white-space: nowrap; }
   .bad { color: #cf222e; font-weight: 600; }
   .none { color: #57606a; font-style: italic; }
   footer { margin-top: 18px; color: #57606a; font-size: 10px; }
