@@ -7,6 +7,7 @@ import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type { Logger } from "../../probe/src/log.ts";
 import { FLEET_FILTER, TOPIC_ROOT, type Fleet } from "./fleet.ts";
 import type { HqConfig } from "./hq-config.ts";
+import type { HistoryIngest } from "./history/ingest.ts";
 
 /**
  * The subscriptions of one HQ instance. Alone: the whole fleet. In a shared group: results — the
@@ -40,7 +41,13 @@ export interface LinkStatus {
 }
 
 /** Connects, subscribes and feeds every message to `fleet`; returns a handle to stop it. */
-export function connectFleet(cfg: HqConfig, fleet: Fleet, log: Logger, onSubscribed?: () => void) {
+export function connectFleet(
+  cfg: HqConfig,
+  fleet: Fleet,
+  log: Logger,
+  onSubscribed?: () => void,
+  history?: HistoryIngest,
+) {
   const b = cfg.broker;
   const clientId = b.client_id ?? `hq-${hostname()}-${process.pid}`;
   const subscriptions = fleetSubscriptions(b.shared_group);
@@ -69,6 +76,7 @@ export function connectFleet(cfg: HqConfig, fleet: Fleet, log: Logger, onSubscri
     ...(b.key_file ? { key: readFileSync(b.key_file) } : {}),
   };
   const client: MqttClient = mqtt.connect(b.url, opts);
+  const gate = history ? holdPubacks(client) : undefined;
   let logged = 0;
   let windowStart = Date.now();
   // A broker that sends no retained messages to wildcard subscriptions (RabbitMQ's MQTT plugin,
@@ -109,8 +117,11 @@ export function connectFleet(cfg: HqConfig, fleet: Fleet, log: Logger, onSubscri
     status.last_error = err.message;
     log.warn({ err: err.message }, "fleet broker error");
   });
-  client.on("message", (topic, payload) => {
-    const out = fleet.ingest(topic, payload);
+  client.on("message", (topic, payload, packet) => {
+    const out =
+      gate && packet.qos === 1 && packet.messageId !== undefined
+        ? history!.take(() => fleet.ingest(topic, payload), gate(packet.messageId))
+        : fleet.ingest(topic, payload);
     if (out.ok) return catchUp(out.key);
     const now = Date.now();
     if (now - windowStart > 10_000) {
@@ -128,5 +139,44 @@ export function connectFleet(cfg: HqConfig, fleet: Fleet, log: Logger, onSubscri
     client,
     status,
     stop: () => new Promise<void>((resolve) => client.end(false, {}, () => resolve())),
+  };
+}
+
+/**
+ * PUBACK after commit. MQTT.js handles one incoming packet at a time and sends the PUBACK as soon
+ * as the `message` handlers return; holding its handleMessage callback instead would stall the
+ * connection to one database commit per message. So the PUBACK it sends is taken aside here and
+ * sent when `release` (returned per message id) is called after the batch committed. A PUBACK
+ * held across a reconnect is dropped: the broker redelivers the message and the store keeps one.
+ */
+function holdPubacks(client: MqttClient): (messageId: number) => () => void {
+  type Send = (packet: { cmd: string; messageId?: number }, cb?: () => void, ...rest: unknown[]) => void;
+  const c = client as unknown as { _sendPacket: Send };
+  const send = c._sendPacket.bind(client);
+  let generation = 0;
+  const gates = new Map<number, { committed: boolean; send?: () => void }>();
+  client.on("close", () => {
+    generation++;
+    gates.clear();
+  });
+  c._sendPacket = (packet, cb, ...rest) => {
+    const g =
+      packet.cmd === "puback" && packet.messageId !== undefined ? gates.get(packet.messageId) : undefined;
+    if (!g) return send(packet, cb, ...rest);
+    gates.delete(packet.messageId!);
+    if (g.committed) return send(packet, cb, ...rest);
+    const gen = generation;
+    g.send = () => {
+      if (gen === generation && client.connected) send(packet);
+    };
+    cb?.();
+  };
+  return (messageId) => {
+    const g: { committed: boolean; send?: () => void } = { committed: false };
+    gates.set(messageId, g);
+    return () => {
+      if (g.send) g.send();
+      else g.committed = true;
+    };
   };
 }

@@ -257,9 +257,17 @@ function ranBefore(a: ResultPoint & { wall: number }, b: ResultPoint & { wall: n
   return a.wall < b.wall;
 }
 
-/** Events: `change` after every accepted message. */
+/** What the history store keeps of an accepted message (history/ingest.ts), bounded as above. */
+export type FleetRecord =
+  | { part: "result"; site: string; probe: string; point: ResultPoint; clock: ResultPayload["clock"] }
+  | { part: "event"; event: FleetEvent }
+  | { part: "state"; site: string; probe: string; state: StatePayload; at: number }
+  | { part: "health"; site: string; probe: string; health: HealthPayload; at: number };
+
+/** Events: `change` after every accepted message; `record` (synchronously, within ingest()) before it. */
 export interface FleetEvents {
   change: [change: FleetChange];
+  record: [record: FleetRecord];
 }
 
 /** The fleet's current state. */
@@ -379,6 +387,13 @@ export class Fleet extends EventEmitter<FleetEvents> {
         v.version = bound(p.version, MAX_NAME_CHARS, cut);
         v.boot_id = bound(p.boot_id, MAX_NAME_CHARS, cut);
         v.started_at = p.started_at;
+        this.emit("record", {
+          part: "state",
+          site,
+          probe,
+          state: { ...p, version: v.version, boot_id: v.boot_id },
+          at: now,
+        });
         break;
       }
       case "health": {
@@ -402,6 +417,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
         };
         v.health = { ...p, boot_id: bound(p.boot_id, MAX_NAME_CHARS, cut), areas, ...(leds ? { leds } : {}) };
         v.health_at = now;
+        this.emit("record", { part: "health", site, probe, health: v.health, at: now });
         break;
       }
       case "config": {
@@ -437,6 +453,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
                 result_id: p.result_id === null ? null : bound(p.result_id, MAX_NAME_CHARS, cut),
               },
         );
+        this.emit("record", { part: "event", event: v.events[0]! });
         if (v.events.length > this.#limits.eventsPerProbe) v.events.length = this.#limits.eventsPerProbe;
         break;
       }
@@ -507,6 +524,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
         while (i > 0 && ranBefore(point, r[i - 1]!)) i--;
         r.splice(i, 0, point);
         if (r.length > this.#limits.resultsPerCheck) r.shift();
+        this.emit("record", { part: "result", site, probe, point, clock: p.clock });
         break;
       }
     }

@@ -8,6 +8,8 @@ import { Access, hashPassword } from "./web-access.ts";
 import { serveFleetWeb } from "./web.ts";
 import { reportCommand } from "./report/report-command.ts";
 import { terminalSafe } from "../../probe/src/contract/printable-text.ts";
+import { defaultHistoryFile, HistoryIngest, historyStoreOf } from "./history/ingest.ts";
+import { restoreSqliteHistory } from "./history/sqlite-store.ts";
 
 const EXIT_USAGE = 2;
 
@@ -116,7 +118,16 @@ export function hqCommand(): Command {
         console.error(err instanceof HqConfigError ? err.message : `cannot set up access: ${String(err)}`);
         process.exit(EXIT_USAGE);
       }
-      const link = connectFleet(cfg, fleet, log);
+      // History first: results are acknowledged to the broker only once stored (docs/hq.md, History).
+      const store = historyStoreOf(cfg);
+      const history = store ? new HistoryIngest(store, fleet, log.child({ part: "history" })) : undefined;
+      try {
+        await history?.start();
+      } catch (err) {
+        log.fatal({ err: String(err), engine: cfg.history.engine }, "cannot open the history store");
+        process.exit(1);
+      }
+      const link = connectFleet(cfg, fleet, log, undefined, history);
       let web;
       try {
         web = await serveFleetWeb(fleet, () => link.status, cfg, log, access);
@@ -135,10 +146,11 @@ export function hqCommand(): Command {
         "serving the fleet page",
       );
       const signal = await untilSignal();
-      log.info({ signal, counters: fleet.counters }, "stopping");
+      log.info({ signal, counters: fleet.counters, history: history?.counters }, "stopping");
       setTimeout(() => process.exit(1), 5000).unref();
       await web.close();
       await link.stop();
+      await history?.stop();
       process.exit(0);
     });
 
@@ -175,6 +187,53 @@ export function hqCommand(): Command {
       clearInterval(timer);
       await link.stop();
       process.exit(0);
+    });
+
+  hq.command("backup <file>")
+    .description(
+      "a consistent copy of the history store while HQ runs (SQLite online backup; PostgreSQL: pg_dump -Fc)",
+    )
+    .option("-c, --config <file>", "HQ config file (YAML; docs/hq.md)")
+    .action(async (file: string, flags: HqFlags) => {
+      const cfg = configOrExit({ ...flags, url: flags.url ?? "mqtt://unused" });
+      const store = historyStoreOf(cfg);
+      if (!store) {
+        console.error("history.engine is none: there is no history to back up");
+        process.exit(EXIT_USAGE);
+      }
+      try {
+        await store.open();
+        await store.backup(file);
+        const s = await store.stats();
+        process.stdout.write(`${JSON.stringify({ file, ...s })}\n`);
+      } catch (err) {
+        console.error(`backup failed: ${String(err)}`);
+        process.exitCode = 1;
+      } finally {
+        await store.close();
+      }
+    });
+
+  hq.command("restore <file>")
+    .description(
+      "replace the SQLite history with a backup (stop HQ first); PostgreSQL: pg_restore (docs/hq.md)",
+    )
+    .option("-c, --config <file>", "HQ config file (YAML; docs/hq.md)")
+    .action((file: string, flags: HqFlags) => {
+      const cfg = configOrExit({ ...flags, url: flags.url ?? "mqtt://unused" });
+      if (cfg.history.engine !== "sqlite") {
+        console.error(
+          "restore replaces an SQLite file; for PostgreSQL use pg_restore --clean --dbname=… <file> (docs/hq.md)",
+        );
+        process.exit(EXIT_USAGE);
+      }
+      try {
+        const out = restoreSqliteHistory(file, cfg.history.path ?? defaultHistoryFile());
+        process.stdout.write(`${JSON.stringify(out)}\n`);
+      } catch (err) {
+        console.error(`restore failed: ${err instanceof Error ? err.message : String(err)}`);
+        process.exit(1);
+      }
     });
 
   hq.command("hash-password")

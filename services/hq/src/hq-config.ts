@@ -141,6 +141,41 @@ export const HqConfigSchema = Type.Object(
           default: 20_000,
           description: "messages a probe may send at once (an outbox drained after an outage)",
         }),
+        engine: Type.Union([Type.Literal("sqlite"), Type.Literal("postgres"), Type.Literal("none")], {
+          default: "sqlite",
+          description:
+            "where results, events and roll-ups are kept (docs/hq.md, History): an embedded SQLite file, a PostgreSQL 15+ database, or none (memory only)",
+        }),
+        path: Type.Optional(
+          Type.String({
+            description:
+              "sqlite: the database file. Default $STATE_DIRECTORY/hq-history.db or ~/.netprobe/hq-history.db",
+          }),
+        ),
+        url: Type.Optional(
+          Type.String({
+            description:
+              "postgres: postgresql://user@host/db (or $NETPROBE_HQ_HISTORY_URL; a password belongs in ~/.pgpass or $PGPASSWORD)",
+          }),
+        ),
+        raw_days: Type.Number({
+          exclusiveMinimum: 0,
+          maximum: 3660,
+          default: 30,
+          description: "raw results kept, days",
+        }),
+        rollup_days: Type.Number({
+          exclusiveMinimum: 0,
+          maximum: 3660,
+          default: 366,
+          description: "1-minute, 1-hour and 1-day roll-ups kept, days",
+        }),
+        event_days: Type.Number({
+          exclusiveMinimum: 0,
+          maximum: 3660,
+          default: 366,
+          description: "area events, online/offline changes and health snapshots kept, days",
+        }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -248,6 +283,10 @@ export function loadHqConfig(flags: HqFlags, env: NodeJS.ProcessEnv = process.en
       ...prune({ host: flags.host, port: flags.port === undefined ? undefined : Number(flags.port) }),
     },
     auth: { ...prune({ token_file: env.NETPROBE_HQ_TOKEN_FILE }), ...fa },
+    history: {
+      ...prune({ url: env.NETPROBE_HQ_HISTORY_URL }),
+      ...((file.history ?? {}) as Record<string, unknown>),
+    },
   };
   const withDefaults = Value.Default(HqConfigSchema, structuredClone(raw));
   const problems = [...Value.Errors(HqConfigSchema, withDefaults)].map(
@@ -257,6 +296,8 @@ export function loadHqConfig(flags: HqFlags, env: NodeJS.ProcessEnv = process.en
   const cfg = withDefaults as HqConfig;
   if (cfg.broker.shared_group && cfg.broker.protocol_version !== 5)
     throw new HqConfigError("broker.shared_group needs MQTT 5 (protocol_version 5)");
+  if (cfg.history.engine === "postgres" && !cfg.history.url)
+    throw new HqConfigError("history.engine postgres needs history.url (or $NETPROBE_HQ_HISTORY_URL)");
   if (cfg.broker.password_file !== undefined) {
     // A file named on the command line wins over a password from the file or the environment.
     const fromFlag = flags.passwordFile !== undefined;

@@ -2,7 +2,7 @@
 // database server. WAL with synchronous=NORMAL: a commit survives HQ being killed (it is in the
 // OS's page cache once write() returns); only a power cut can take the last commits, and those
 // results were not yet acknowledged to the broker (ingest.ts acks after commit), so they come again.
-import { mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import {
@@ -123,4 +123,28 @@ export function sqliteHistoryStore(
   now?: () => number,
 ): SqlHistoryStore {
   return new SqlHistoryStore(new SqliteDialect(file), retention, now);
+}
+
+/**
+ * Puts a backup in place of the history file (HQ stopped): the backup is checked first
+ * (integrity_check, the results table), copied beside the target, the target's WAL removed, and
+ * renamed over it, so a failed restore leaves the old file as it was.
+ */
+export function restoreSqliteHistory(backup: string, target: string): { target: string; results: number } {
+  const src = new Database(backup, { readonly: true, fileMustExist: true });
+  let results: number;
+  try {
+    const ok = src.pragma("integrity_check", { simple: true });
+    if (ok !== "ok") throw new Error(`${backup}: integrity_check says ${String(ok)}`);
+    results = (src.prepare("SELECT count(*) AS n FROM results").get() as { n: number }).n;
+  } finally {
+    src.close();
+  }
+  mkdirSync(dirname(target), { recursive: true });
+  const tmp = `${target}.restoring`;
+  copyFileSync(backup, tmp);
+  rmSync(`${target}-wal`, { force: true });
+  rmSync(`${target}-shm`, { force: true });
+  renameSync(tmp, target);
+  return { target, results };
 }
