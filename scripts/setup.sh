@@ -8,7 +8,7 @@ NODE_MAJOR=22
 APT_PACKAGES=(
   ca-certificates iproute2 nftables iputils-ping dnsmasq-base mosquitto mosquitto-clients
   libpcap-dev python3 make g++ procps psmisc kmod dnsutils udhcpc openssl
-  librsvg2-bin device-tree-compiler
+  librsvg2-bin device-tree-compiler poppler-utils
   lldpd tcpdump nmap fping tshark
   kamailio sipsak sip-tester chrony
   debootstrap systemd

@@ -8,6 +8,8 @@
 //   {id, op:"fill", selector, value}     → {id, ok}       types into a form field (the login form)
 //   {id, op:"text", selector}            → {id, ok, text}
 //   {id, op:"shot", path}                → {id, ok, path}  full-page PNG
+//   {id, op:"select", selector, value}   → {id, ok}       picks an <option> (the range picker)
+//   {id, op:"eval", expr}                → {id, ok, value} a page expression's JSON value
 // The first line printed is {ready:true} (or {ready:false, error}).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,7 +19,8 @@ import { chromium, type BrowserContext, type Page } from "playwright-core";
 
 interface Cmd {
   id: number;
-  op: "goto" | "wait" | "click" | "fill" | "text" | "shot";
+  op: "goto" | "wait" | "click" | "fill" | "text" | "shot" | "select" | "eval";
+  expr?: string;
   url?: string;
   selector?: string;
   timeoutMs?: number;
@@ -82,6 +85,13 @@ async function main(): Promise<void> {
           break;
         case "text":
           out({ id: cmd.id, ok: true, text: await page.textContent(cmd.selector!, { timeout: 5000 }) });
+          break;
+        case "select":
+          await page.selectOption(cmd.selector!, cmd.value ?? "", { timeout: 5000 });
+          out({ id: cmd.id, ok: true });
+          break;
+        case "eval":
+          out({ id: cmd.id, ok: true, value: await page.evaluate<unknown>(cmd.expr!) });
           break;
         case "shot":
           await page.screenshot({ path: cmd.path!, fullPage: true });

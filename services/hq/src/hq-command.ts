@@ -7,6 +7,8 @@ import { HqConfigError, loadHqConfig, type HqConfig, type HqFlags } from "./hq-c
 import { Access, hashPassword } from "./web-access.ts";
 import { serveFleetWeb } from "./web.ts";
 import { terminalSafe } from "../../contract/src/printable-text.ts";
+import { reportCommand } from "./report/report-command.ts";
+import { ReportSchedule } from "./report/schedule.ts";
 import { defaultHistoryFile, HistoryIngest, historyStoreOf } from "./history/ingest.ts";
 import { restoreSqliteHistory } from "./history/sqlite-store.ts";
 
@@ -129,7 +131,7 @@ export function hqCommand(): Command {
       const link = connectFleet(cfg, fleet, log, undefined, history);
       let web;
       try {
-        web = await serveFleetWeb(fleet, () => link.status, cfg, log, access);
+        web = await serveFleetWeb(fleet, () => link.status, cfg, log, access, store ?? undefined);
       } catch (err) {
         log.fatal({ err: String(err), host: cfg.http.host, port: cfg.http.port }, "cannot serve the page");
         await link.stop();
@@ -144,9 +146,15 @@ export function hqCommand(): Command {
         },
         "serving the fleet page",
       );
+      const reports =
+        store && cfg.reports
+          ? new ReportSchedule(store, cfg.reports, log.child({ part: "reports" }))
+          : undefined;
+      reports?.start();
       const signal = await untilSignal();
       log.info({ signal, counters: fleet.counters, history: history?.counters }, "stopping");
       setTimeout(() => process.exit(1), 5000).unref();
+      await reports?.stop();
       await web.close();
       await link.stop();
       await history?.stop();
@@ -249,6 +257,8 @@ export function hqCommand(): Command {
       }
       process.stdout.write(`${await hashPassword(password)}\n`);
     });
+
+  hq.addCommand(reportCommand());
 
   return hq;
 }

@@ -179,6 +179,31 @@ export const HqConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    reports: Type.Optional(
+      Type.Object(
+        {
+          schedule: Type.Union([Type.Literal("daily"), Type.Literal("weekly")], {
+            description:
+              "daily: yesterday (UTC), written after midnight; weekly: the last 7 days, on Mondays",
+          }),
+          dir: Type.String({
+            minLength: 1,
+            description: "folder the reports are written to, one subfolder per site",
+          }),
+          formats: Type.Array(Type.Union([Type.Literal("pdf"), Type.Literal("csv"), Type.Literal("html")]), {
+            minItems: 1,
+            default: ["pdf", "csv"],
+          }),
+          sites: Type.Optional(
+            Type.Array(Type.String({ minLength: 1 }), { description: "default: every site in the history" }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description: "availability reports written on a schedule (docs/hq.md)",
+        },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -13,7 +13,9 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "../../contract/src/log.ts";
 import type { Fleet, FleetChange } from "./fleet.ts";
 import type { LinkStatus } from "./fleet-link.ts";
+import type { HistoryReader } from "./history/store.ts";
 import type { HqConfig } from "./hq-config.ts";
+import { historyRoute } from "./web-history.ts";
 import { Access, cookie, hostName, normalAddress, SESSION_COOKIE, type Principal } from "./web-access.ts";
 
 const PAGE = readFileSync(new URL("./page.html", import.meta.url));
@@ -66,6 +68,8 @@ export async function serveFleetWeb(
   cfg: HqConfig,
   log: Logger,
   access: Access = new Access(cfg, log),
+  /** The store the history routes read (web-history.ts); without it they answer 404. */
+  history?: HistoryReader,
 ): Promise<FleetWeb> {
   const { host, port, sse_clients: maxClients, sse_buffer_bytes: bufferCap } = cfg.http;
   const clients = new Map<ServerResponse, Principal>();
@@ -357,6 +361,31 @@ export async function serveFleetWeb(
         return;
       }
       default:
+        if (url.pathname.startsWith("/api/history/") || url.pathname === "/api/report") {
+          historyRoute(history, url).then(
+            (a) => {
+              if (!a) return json(res, 404, { error: "not found" }, hsts);
+              if ("document" in a) {
+                const headers = { "content-type": a.type, ...SECURITY_HEADERS, ...hsts };
+                // The HTML report has no script; the page's CSP keeps it that way.
+                if (a.type.startsWith("text/html"))
+                  res.writeHead(200, { ...headers, "content-security-policy": PAGE_CSP });
+                else
+                  res.writeHead(200, {
+                    ...headers,
+                    "content-disposition": `attachment; filename="${a.filename}"`,
+                  });
+                return res.end(a.document);
+              }
+              json(res, a.code, a.body, hsts);
+            },
+            (err: unknown) => {
+              log.error({ err: String(err), path: url.pathname }, "history request failed");
+              if (!res.headersSent) json(res, 500, { error: "internal" }, hsts);
+            },
+          );
+          return;
+        }
         return json(res, 404, { error: "not found" }, hsts);
     }
   };
