@@ -2,7 +2,7 @@
 // namespace (lab.spawn) so the browser driver there reaches it. argv: SQLite file, token file,
 // address, port. Prints {ready:true,url} when serving; SIGTERM stops it.
 // (Until `hq serve` writes history itself, the test fills the store and this serves it.)
-import { silentLogger } from "../../services/probe/src/log.ts";
+import { silentLogger } from "../../services/contract/src/log.ts";
 import { Fleet } from "../../services/hq/src/fleet.ts";
 import { loadHqConfig } from "../../services/hq/src/hq-config.ts";
 import { sqliteHistoryStore } from "../../services/hq/src/history/sqlite-store.ts";

@@ -4,7 +4,7 @@
 // written to a temporary name and renamed, so a reader never sees half a PDF.
 import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Logger } from "../../../probe/src/log.ts";
+import type { Logger } from "../../../contract/src/log.ts";
 import type { HistoryReader } from "../history/store.ts";
 import type { HqConfig } from "../hq-config.ts";
 import { buildReport } from "./build.ts";
