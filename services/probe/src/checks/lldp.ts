@@ -132,6 +132,7 @@ export function createLldpCheck(deps: LldpDependencies): CheckKind<typeof option
 
   return {
     kind: "lldp",
+    needs: ["net_raw"],
     defaultArea: "link",
     options,
     watch: (target, _opts, _ctx, signal, onChange) => {

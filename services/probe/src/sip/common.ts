@@ -5,6 +5,7 @@ import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { Type } from "@sinclair/typebox";
 import type { Measurement } from "../checks/check.ts";
+import { failure } from "../checks/common/failure.ts";
 import { SipClient } from "./client.ts";
 import { DIGEST_ALGORITHMS, type DigestAlgorithm } from "./digest.ts";
 import { headerValue, headerValues, parseNameAddr, parseVia, type SipResponse } from "./message.ts";
@@ -117,17 +118,6 @@ export const realSipDependencies: SipDependencies = {
   connect: connectSip,
   resolve: async (host) => (await lookup(host, { order: "verbatim" })).address,
 };
-
-/** A failed measurement with a code. */
-export function failure(
-  code: string,
-  message: string,
-  metrics: Record<string, number> = {},
-  detail: Record<string, unknown> = {},
-  status: "fail" | "error" = "fail",
-): Measurement {
-  return { status, metrics, detail, error: { code, message } };
-}
 
 /** Parses `host`, `host:port`, `[v6]:port` or `sip:host:port;transport=tcp`. */
 export function parseTarget(
@@ -292,11 +282,6 @@ export function compareEcho(
         ? `${sentVia?.host}:${rport}`
         : undefined;
   return { rewritten, publicAddress };
-}
-
-/** Milliseconds to the microsecond. */
-export function round3(value: number): number {
-  return Math.round(value * 1000) / 1000;
 }
 
 /** The Server (or User-Agent) header of a response, for the detail. */
