@@ -5,21 +5,16 @@
 // checks that cannot work; those checks then report `error` with their own no-permission code,
 // the others run. It also names any capability it holds that no configured check needs.
 import { readFileSync } from "node:fs";
+import { checkKind } from "./checks/registry.ts";
 
 /** Capability numbers from linux/capability.h. */
 const CAP_BITS = { CAP_NET_ADMIN: 12, CAP_NET_RAW: 13 } as const;
 export type CapabilityName = keyof typeof CAP_BITS;
 
-/** Check kinds that open raw sockets or capture frames, and so need CAP_NET_RAW. */
-export const NET_RAW_KINDS: readonly string[] = [
-  "icmp",
-  "traceroute",
-  "path-mtu",
-  "arp",
-  "gateway",
-  "dhcp",
-  "lldp",
-];
+/** Whether checks of `kind` open raw sockets or capture frames, and so need CAP_NET_RAW. */
+function needsNetRaw(kind: string): boolean {
+  return checkKind(kind)?.needs?.includes("net_raw") === true;
+}
 
 /** The effective capability mask of this process (from /proc/self/status), or null if unreadable. */
 export function effectiveCapabilities(status?: string): bigint | null {
@@ -49,7 +44,7 @@ export function missingCapabilityLine(
   mask: bigint | null = effectiveCapabilities(),
 ): string | null {
   if (mask === null || hasCapability(mask, "CAP_NET_RAW")) return null;
-  const affected = checks.filter((c) => NET_RAW_KINDS.includes(c.kind));
+  const affected = checks.filter((c) => needsNetRaw(c.kind));
   if (affected.length === 0) return null;
   const others = checks.length - affected.length;
   return (

@@ -58,7 +58,7 @@ function fakePbx(script: Script, options: Partial<SipCallOptions> = {}) {
   };
   const check = createSipCallCheck({
     connect,
-    resolve: () => Promise.resolve("203.0.113.60"),
+    resolve: () => Promise.resolve({ address: "203.0.113.60", family: 4 }),
     openMedia: () => Promise.resolve(media),
   });
   const opts = Value.Default(sipCall.options, {

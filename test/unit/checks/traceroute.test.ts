@@ -1,7 +1,7 @@
 import { Value } from "@sinclair/typebox/value";
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import type { Measurement } from "../../../services/probe/src/checks/check.ts";
-import type { ResolveHost } from "../../../services/probe/src/checks/icmp.ts";
+import type { LookupHost as ResolveHost } from "../../../services/probe/src/checks/common/resolve-host.ts";
 import {
   createTracerouteCheck,
   traceroute,

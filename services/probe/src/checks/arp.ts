@@ -59,6 +59,7 @@ export interface ArpDependencies {
 export function createArpCheck(deps: ArpDependencies): CheckKind<typeof options> {
   return {
     kind: "arp",
+    needs: ["net_raw"],
     defaultArea: "lan",
     options,
     run: async (rawTarget, opts, _ctx, signal) => {

@@ -23,11 +23,20 @@ export interface CheckContext {
   onDemand?: boolean;
 }
 
+/** A privilege a check kind may need (CheckKind.needs). */
+export type CheckNeed = "net_raw";
+
 /** One check kind: a config `kind`, its options schema and its run function (docs/architecture.md, "Conventions"). */
 export interface CheckKind<S extends TSchema = TSchema> {
   kind: string;
   /** Area a check of this kind reports into unless the config says otherwise. */
   defaultArea: Area;
+  /**
+   * Privileges a check of this kind needs beyond an unprivileged socket: `net_raw` for raw ICMP
+   * sockets, packet capture and injection (CAP_NET_RAW). Read at start-up to name the checks that
+   * cannot work without it (capabilities.ts). Omitted: none.
+   */
+  needs?: readonly CheckNeed[];
   /** Check-specific options; defaults live in the schema. */
   options: S;
   /** Never throws for a network failure; resolves promptly once `signal` aborts. */

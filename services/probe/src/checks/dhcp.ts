@@ -36,6 +36,7 @@ import {
 import { isInterfaceName } from "../net/interfaces.ts";
 import { latencyFromWireMs, wallMinusMonoUs } from "../net/wall-clock.ts";
 import { sharedPcap, type CapturedFrame, type FrameIo, type FrameTap } from "../net/pcap-session.ts";
+import { round } from "./common/round.ts";
 
 const ipv4 = { pattern: "^(\\d{1,3}\\.){3}\\d{1,3}$" };
 const ipv4OrEmpty = { pattern: "^((\\d{1,3}\\.){3}\\d{1,3})?$" };
@@ -132,6 +133,7 @@ export interface DhcpDependencies {
 export function createDhcpCheck(deps: DhcpDependencies): CheckKind<typeof options> {
   return {
     kind: "dhcp",
+    needs: ["net_raw"],
     defaultArea: "dhcp",
     options,
     run: (target, opts, ctx, signal) => new DhcpExchange(deps.io, target.trim(), opts, ctx, signal).run(),
@@ -595,8 +597,4 @@ function describeServer(s: ServerAnswer): string {
 
 function errorResult(code: string, message: string): Measurement {
   return { status: "error", metrics: {}, error: { code, message } };
-}
-
-function round(value: number): number {
-  return Math.round(value * 1000) / 1000;
 }

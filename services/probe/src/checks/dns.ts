@@ -22,6 +22,8 @@ import {
   type QueryType,
 } from "../net/dns-message.ts";
 import { socketDnsTransport, type DnsServer, type DnsTransport } from "../net/dns-transport.ts";
+import { round } from "./common/round.ts";
+import { errorMessage } from "./common/failure.ts";
 
 /** The resolvers entry that stands for the resolvers in resolv.conf (where DHCP puts its DNS servers). */
 export const DHCP_RESOLVERS = "dhcp";
@@ -188,10 +190,7 @@ async function runDns(
     try {
       regex = new RegExp(opts.expect_regex);
     } catch (err) {
-      return errorResult(
-        "invalid_option",
-        `expect_regex: ${err instanceof Error ? err.message : String(err)}`,
-      );
+      return errorResult("invalid_option", `expect_regex: ${errorMessage(err)}`);
     }
   }
   const badAddress = opts.expect_addresses.find((a) => isIP(a) === 0);
@@ -228,7 +227,7 @@ async function resolverList(
         text = await deps.readResolvConf(opts.resolv_conf);
       } catch (err) {
         const code = (err as { code?: unknown }).code;
-        const reason = typeof code === "string" ? code : err instanceof Error ? err.message : String(err);
+        const reason = typeof code === "string" ? code : errorMessage(err);
         return { failure: errorResult("no_resolvers", `cannot read ${opts.resolv_conf}: ${reason}`) };
       }
       const servers = nameserversOf(text);
@@ -612,8 +611,4 @@ function combine(reports: ResolverReport[], target: string, type: QueryType): Me
 
 function errorResult(code: string, message: string): Measurement {
   return { status: "error", metrics: {}, error: { code, message } };
-}
-
-function round(value: number): number {
-  return Math.round(value * 1000) / 1000;
 }

@@ -10,6 +10,7 @@ import { arpExchange, type ArpClaim } from "../net/arp-exchange.ts";
 import { normalizeMac } from "../net/ethernet.ts";
 import { defaultRoute4, interfaceIpv4, isInterfaceName } from "../net/interfaces.ts";
 import { sharedPcap, type FrameIo } from "../net/pcap-session.ts";
+import { round } from "./common/round.ts";
 
 const options = Type.Object(
   {
@@ -73,6 +74,7 @@ export function createGatewayCheck(deps: GatewayDependencies): CheckKind<typeof 
   const baselines = new Map<string, Baseline>();
   return {
     kind: "gateway",
+    needs: ["net_raw"],
     defaultArea: "lan",
     options,
     run: async (rawTarget, opts, _ctx, signal) => {
@@ -205,8 +207,4 @@ function describeClaim(c: ArpClaim): Record<string, unknown> {
 
 function fail(status: "fail" | "error", code: string, message: string): Measurement {
   return { status, metrics: {}, error: { code, message } };
-}
-
-function round(value: number): number {
-  return Math.round(value * 1000) / 1000;
 }

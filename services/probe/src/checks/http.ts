@@ -14,9 +14,11 @@ import { isIP, type Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { Type, type Static } from "@sinclair/typebox";
 import type { CheckError, CheckKind, Measurement } from "./check.ts";
-import { AddressFamilyOption, resolveTimed, socketErrorCode } from "./tcp.ts";
+import { socketErrorCode } from "./tcp.ts";
+import { addressFamilyOption, resolveHost } from "./common/resolve-host.ts";
 import { judgeCertificate, trustedCas } from "./tls.ts";
-import { printable } from "../../../contract/src/printable-text.ts";
+import { printable } from "../contract/printable-text.ts";
+import { round } from "./common/round.ts";
 
 const options = Type.Object(
   {
@@ -68,7 +70,7 @@ const options = Type.Object(
       default: 10000,
       description: "how long the whole request may take",
     }),
-    address_family: AddressFamilyOption,
+    address_family: addressFamilyOption,
   },
   { additionalProperties: false },
 );
@@ -210,7 +212,7 @@ async function requestOnce(url: URL, opts: HttpOptions, signal: AbortSignal, wai
     return { startedAt, metrics: {}, detail: {}, failure: { status: "error", error: ca.error } };
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
   const started = performance.now();
-  const resolved = await resolveTimed(host, opts.address_family, signal);
+  const resolved = await resolveHost(host, opts.address_family, signal);
   if ("error" in resolved)
     return {
       startedAt,
@@ -306,8 +308,4 @@ async function requestOnce(url: URL, opts: HttpOptions, signal: AbortSignal, wai
     signal.addEventListener("abort", onAbort, { once: true });
     req.end();
   });
-}
-
-function round(value: number): number {
-  return Math.round(value * 1000) / 1000;
 }

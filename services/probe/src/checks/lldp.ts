@@ -252,6 +252,7 @@ export function createLldpCheck(deps: LldpDependencies): CheckKind<typeof option
 
   return {
     kind: "lldp",
+    needs: ["net_raw"],
     defaultArea: "link",
     options,
     watch: (target, opts, _ctx, signal, onChange) => {

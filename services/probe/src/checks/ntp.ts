@@ -9,9 +9,11 @@ import { randomInt } from "node:crypto";
 import { isIP } from "node:net";
 import { Type, type Static } from "@sinclair/typebox";
 import type { CheckKind, Measurement } from "./check.ts";
-import { AddressFamilyOption, parseHostPort, resolveTimed } from "./tcp.ts";
+import { parseHostPort } from "./tcp.ts";
+import { addressFamilyOption, hostFailure, resolveHost } from "./common/resolve-host.ts";
 import { socketDnsTransport, type DnsTransport } from "../net/dns-transport.ts";
 import { encodeSntpRequest, offsetAndDelay, parseSntpReply, type SntpReply } from "../net/sntp-packet.ts";
+import { round } from "./common/round.ts";
 
 const options = Type.Object(
   {
@@ -32,7 +34,7 @@ const options = Type.Object(
       description: "how long to wait for the reply",
     }),
     version: Type.Integer({ minimum: 3, maximum: 4, default: 4, description: "NTP version in the request" }),
-    address_family: AddressFamilyOption,
+    address_family: addressFamilyOption,
   },
   { additionalProperties: false },
 );
@@ -72,13 +74,8 @@ async function runNtp(
   const hp = parseHostPort(target, 123);
   if ("problem" in hp)
     return { status: "error", metrics: {}, error: { code: "invalid_target", message: hp.problem } };
-  const resolved = await resolveTimed(hp.host, opts.address_family, signal);
-  if ("error" in resolved)
-    return {
-      status: resolved.error.code === "invalid_target" ? "error" : "fail",
-      metrics: {},
-      error: resolved.error,
-    };
+  const resolved = await resolveHost(hp.host, opts.address_family, signal);
+  if ("error" in resolved) return hostFailure(resolved.error);
   // The wall clock is read once and carried forward on the monotonic clock to the moments the
   // request left and the reply came (the transport's stamps): opening and connecting the socket
   // takes a while, and that must not count as offset.
@@ -202,7 +199,3 @@ const KISS_REFUSALS: Readonly<Record<string, string>> = {
   RATE: "rate exceeded: the server asks this client to poll less often",
   RMOT: "alteration of association from a remote host running ntpdc",
 };
-
-function round(value: number): number {
-  return Math.round(value * 1000) / 1000;
-}

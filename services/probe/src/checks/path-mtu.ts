@@ -12,7 +12,12 @@
 import { randomBytes, randomInt } from "node:crypto";
 import { Type, type Static } from "@sinclair/typebox";
 import type { CheckContext, CheckKind, Measurement } from "./check.ts";
-import { addressFamilyOption, resolveTarget, resolveWithSystem, type ResolveHost } from "./icmp.ts";
+import {
+  addressFamilyOption,
+  resolveDestination,
+  systemLookup,
+  type LookupHost,
+} from "./common/resolve-host.ts";
 import { ICMP_HEADER_BYTES, normalizeIpLiteral, type EchoError, type IpFamily } from "../net/icmp-packet.ts";
 import { sharedIcmpSockets, type EchoSession, type IcmpSocketPool } from "../net/icmp-socket.ts";
 import { socketFailure } from "../net/socket-failure.ts";
@@ -62,7 +67,7 @@ export type PathMtuOptions = Static<typeof options>;
 /** The I/O a path-mtu check uses. */
 export interface PathMtuDependencies {
   sockets: Pick<IcmpSocketPool, "open">;
-  resolve: ResolveHost;
+  resolve: LookupHost;
 }
 
 const COOKIE_BYTES = 8;
@@ -81,10 +86,11 @@ type Outcome =
 export function createPathMtuCheck(deps: PathMtuDependencies): CheckKind<typeof options> {
   return {
     kind: "path-mtu",
+    needs: ["net_raw"],
     defaultArea: "wan",
     options,
     run: async (target, opts, ctx, signal) => {
-      const destination = await resolveTarget(deps.resolve, target, opts.address_family, signal);
+      const destination = await resolveDestination(deps.resolve, target, opts.address_family, signal);
       if ("failure" in destination) return destination.failure;
       return new PathMtuSearch(
         deps.sockets,
@@ -101,7 +107,7 @@ export function createPathMtuCheck(deps: PathMtuDependencies): CheckKind<typeof 
 /** Path MTU discovery over the process-wide shared raw sockets. */
 export const pathMtu: CheckKind<typeof options> = createPathMtuCheck({
   sockets: sharedIcmpSockets,
-  resolve: resolveWithSystem,
+  resolve: systemLookup,
 });
 
 class PathMtuSearch {

@@ -24,17 +24,17 @@ import {
   aor,
   connectionOptions,
   credentialOptions,
-  failure,
   openClient,
   passwordOf,
   realSipDependencies,
   resolveEndpoint,
-  round3,
   serverHeader,
   transportFailure,
   type SipDependencies,
   type SipEndpoint,
 } from "../sip/common.ts";
+import { errorMessage, failure } from "./common/failure.ts";
+import { round } from "./common/round.ts";
 import { burstRatio, CODEC_IMPAIRMENT, mosFromR, oneWayDelayMs, rFactor } from "../sip/emodel.ts";
 import { openMediaSockets, type MediaSockets, type OpenMedia } from "../sip/media.ts";
 import { headerValue, headerValues, parseNameAddr, parseVia, type SipResponse } from "../sip/message.ts";
@@ -134,13 +134,7 @@ async function runCall(
     media = await deps.openMedia(client.connection.local.address);
   } catch (error) {
     client.close();
-    return failure(
-      "socket_error",
-      `cannot open RTP sockets: ${error instanceof Error ? error.message : String(error)}`,
-      {},
-      {},
-      "error",
-    );
+    return failure("socket_error", `cannot open RTP sockets: ${errorMessage(error)}`, {}, {}, "error");
   }
   try {
     return await new TestCall(client, media, endpoint, opts, signal).run();
@@ -304,7 +298,7 @@ class TestCall {
     const { outcome } = result;
     this.#metrics.attempts = result.attempts;
     this.#metrics.retransmissions = result.totalRetransmissions;
-    if (ringingAt !== undefined) this.#metrics.ringing_ms = round3(ringingAt);
+    if (ringingAt !== undefined) this.#metrics.ringing_ms = round(ringingAt);
     if (outcome.kind === "failed") return this.#with(transportFailure(outcome.failure, this.#endpoint));
     if (stoppedBy !== undefined && cancelling !== undefined) {
       const within = stoppedBy === "answer_timeout" ? `${opts.answer_timeout_ms} ms` : "the check's timeout";
@@ -351,7 +345,7 @@ class TestCall {
     }
 
     // 2xx: the dialog exists; ACK it (new transaction, RFC 3261 §13.2.2.4), then stream.
-    this.#metrics.setup_ms = round3(outcome.elapsedMs);
+    this.#metrics.setup_ms = round(outcome.elapsedMs);
     this.#dialogFrom(answer, uri, from, to, callId, result.nextCseq - 1);
     this.#sendAck();
     const sdpAnswer = parseAnswer(answer.body.toString("utf8"), codecs);
@@ -435,7 +429,7 @@ class TestCall {
     const byeSignal = AbortSignal.timeout(2000);
     const out = await this.#client.transaction(this.#inDialog(d, "BYE", d.inviteCseq + 1), byeSignal);
     this.#detail.bye = out.kind === "response" ? `${out.response.status} ${out.response.reason}` : out.kind;
-    if (out.kind === "response") this.#metrics.bye_ms = round3(performance.now() - t0);
+    if (out.kind === "response") this.#metrics.bye_ms = round(performance.now() - t0);
   }
 
   /** Streams RTP for duration_s, collects the echo and RTCP, and judges the audio. */
@@ -616,10 +610,10 @@ class TestCall {
     if (s.remoteReport) {
       // What the far end says it received from us: the upstream half of the path.
       const expected = Math.max(1, ((s.remoteReport.highestSequence - s.firstSeq) & 0xffff) + 1);
-      m.remote_loss_pct = round3(Math.max(0, (100 * s.remoteReport.cumulativeLost) / expected));
-      m.remote_jitter_ms = round3(s.remoteReport.jitter / (CODECS[s.codec].clockRate / 1000));
+      m.remote_loss_pct = round(Math.max(0, (100 * s.remoteReport.cumulativeLost) / expected));
+      m.remote_jitter_ms = round(s.remoteReport.jitter / (CODECS[s.codec].clockRate / 1000));
     }
-    if (s.count > 0) m.loss_pct = round3((100 * (s.count - s.receivedCount)) / s.count);
+    if (s.count > 0) m.loss_pct = round((100 * (s.count - s.receivedCount)) / s.count);
     if (this.#remoteBye) this.#detail.remote_hangup = true;
     if (s.receivedCount === 0) {
       const reached = s.remoteReport !== undefined && s.remoteReport.cumulativeLost < s.count;
@@ -637,10 +631,10 @@ class TestCall {
     const sorted = [...s.rtts].sort((a, b) => a - b);
     const rttAvg = s.rtts.reduce((a, b) => a + b, 0) / s.rtts.length;
     const p95 = sorted[Math.min(sorted.length - 1, Math.ceil(0.95 * sorted.length) - 1)] ?? rttAvg;
-    m.rtt_avg_ms = round3(rttAvg);
-    m.rtt_min_ms = round3(sorted[0] ?? rttAvg);
-    m.rtt_p95_ms = round3(p95);
-    m.jitter_ms = round3(s.jitterMs);
+    m.rtt_avg_ms = round(rttAvg);
+    m.rtt_min_ms = round(sorted[0] ?? rttAvg);
+    m.rtt_p95_ms = round(p95);
+    m.jitter_ms = round(s.jitterMs);
     const burst = burstRatio(s.received);
     const delay = oneWayDelayMs(rttAvg, s.jitterMs, opts.ptime_ms);
     const r = rFactor({
@@ -649,10 +643,10 @@ class TestCall {
       burstRatio: burst,
       codec: CODEC_IMPAIRMENT[s.codec],
     });
-    m.burst_ratio = round3(burst);
-    m.one_way_delay_ms = round3(delay);
-    m.r_factor = Math.round(r * 100) / 100;
-    m.mos = Math.round(mosFromR(r) * 100) / 100;
+    m.burst_ratio = round(burst);
+    m.one_way_delay_ms = round(delay);
+    m.r_factor = round(r, 2);
+    m.mos = round(mosFromR(r), 2);
     return { status: "ok", metrics: m, detail: this.#detail };
   }
 }

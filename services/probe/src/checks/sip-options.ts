@@ -8,16 +8,16 @@ import {
   aor,
   compareEcho,
   connectionOptions,
-  failure,
   openClient,
   realSipDependencies,
   resolveEndpoint,
-  round3,
   serverHeader,
   serverUri,
   transportFailure,
   type SipDependencies,
 } from "../sip/common.ts";
+import { failure } from "./common/failure.ts";
+import { round } from "./common/round.ts";
 import { headerValue } from "../sip/message.ts";
 
 const options = Type.Object(
@@ -119,7 +119,7 @@ async function runOptions(
     const { response } = outcome;
     const echo = compareEcho({ via: outcome.sentVia, from, to, callId }, response);
     const metrics = {
-      response_ms: round3(outcome.elapsedMs),
+      response_ms: round(outcome.elapsedMs),
       status_code: response.status,
       retransmissions: outcome.retransmissions,
     };

@@ -10,17 +10,17 @@ import {
   compareEcho,
   connectionOptions,
   credentialOptions,
-  failure,
   openClient,
   passwordOf,
   realSipDependencies,
   resolveEndpoint,
-  round3,
   serverHeader,
   transportFailure,
   type SipDependencies,
   type SipEndpoint,
 } from "../sip/common.ts";
+import { failure } from "./common/failure.ts";
+import { round } from "./common/round.ts";
 import { headerValue, headerValues, parseNameAddr, parseSipUri } from "../sip/message.ts";
 
 const options = Type.Object(
@@ -114,7 +114,7 @@ async function register(
   };
   let retransmissions = 0;
   let attempts = 0;
-  for (let round = 0; round < 2; round++) {
+  for (let attempt = 0; attempt < 2; attempt++) {
     const result = await requestWithAuth(
       client,
       {
@@ -159,7 +159,7 @@ async function register(
         { ...metrics(), status_code: status },
         detail,
       );
-    if (status === 423 && round === 0) {
+    if (status === 423 && attempt === 0) {
       // Interval Too Brief (RFC 3261 §10.2.8): retry once with the registrar's minimum.
       const min = Number(headerValue(response, "min-expires"));
       if (Number.isInteger(min) && min > expires && min <= 86400) {
@@ -224,7 +224,7 @@ async function register(
       ...(Number.isFinite(grantedExpires) ? { expires_s: grantedExpires } : {}),
     });
     const out: Record<string, number> = {
-      register_ms: round3(registerMs),
+      register_ms: round(registerMs),
       status_code: status,
       attempts,
       retransmissions,
@@ -250,7 +250,7 @@ async function register(
       );
       const ok = un.outcome.kind === "response" && un.outcome.response.status < 300;
       detail.unregistered = ok;
-      if (ok) out.unregister_ms = round3(performance.now() - t0);
+      if (ok) out.unregister_ms = round(performance.now() - t0);
       else
         detail.unregister_error =
           un.outcome.kind === "response"

@@ -22,13 +22,17 @@
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { Type, type Static } from "@sinclair/typebox";
 import type { CheckContext, CheckError, CheckKind, Measurement } from "./check.ts";
-import { addressFamilyOption, resolveTarget, resolveWithSystem, type ResolveHost } from "./icmp.ts";
+import {
+  addressFamilyOption,
+  resolveDestination,
+  systemLookup,
+  type LookupHost,
+} from "./common/resolve-host.ts";
 import { interarrivalJitter, summarizeSeries } from "./series-stats.ts";
-import { ethernetEgress } from "../net/echo-wire-stamps.ts";
 import { normalizeIpLiteral, type IpFamily } from "../net/icmp-packet.ts";
 import { openRawUdpTransport, type IcmpTransport } from "../net/icmp-socket.ts";
 import { encodeUdpDatagram } from "../net/icmp-packet.ts";
-import { sharedPcap, type FrameTap } from "../net/pcap-session.ts";
+import { sharedPcap } from "../net/pcap-session.ts";
 import {
   decodeReflectorPacket,
   encodeSenderPacket,
@@ -38,9 +42,12 @@ import {
   STAMP_PORT,
   type ReflectorPacket,
 } from "../net/stamp-packet.ts";
-import { StampWireStamps } from "../net/stamp-wire-stamps.ts";
+import { stampFrames } from "../net/stamp-wire-stamps.ts";
+import { ethernetEgress } from "../net/wire-stamps.ts";
 import { medianWallMinusMonoUs } from "../net/wall-clock.ts";
-import type { WireTimestampSource } from "./icmp.ts";
+import { WireTiming, type WireTimestampSource } from "./common/wire-timing.ts";
+import { errorMessage } from "./common/failure.ts";
+import { round } from "./common/round.ts";
 
 const options = Type.Object(
   {
@@ -106,7 +113,7 @@ export type OpenUdpSocket = (family: IpFamily) => UdpSocket;
 
 /** The I/O a stamp check uses. */
 export interface StampDependencies {
-  resolve: ResolveHost;
+  resolve: LookupHost;
   openSocket: OpenUdpSocket;
   /** Sends with a DSCP (raw IPPROTO_UDP); only opened when the `dscp` option is set. */
   openRawUdp: (family: IpFamily) => IcmpTransport;
@@ -121,7 +128,7 @@ export function createStampCheck(deps: StampDependencies): CheckKind<typeof opti
     defaultArea: "wan",
     options,
     run: async (target, opts, ctx, signal) => {
-      const destination = await resolveTarget(deps.resolve, target, opts.address_family, signal);
+      const destination = await resolveDestination(deps.resolve, target, opts.address_family, signal);
       if ("failure" in destination) return destination.failure;
       return new StampSession(deps, destination.address, destination.family, opts, ctx, signal).run();
     },
@@ -130,7 +137,7 @@ export function createStampCheck(deps: StampDependencies): CheckKind<typeof opti
 
 /** STAMP sender over node:dgram, timed by the shared pcap sessions. */
 export const stamp: CheckKind<typeof options> = createStampCheck({
-  resolve: resolveWithSystem,
+  resolve: systemLookup,
   openSocket: (family) => createSocket({ type: family === 6 ? "udp6" : "udp4" }),
   openRawUdp: openRawUdpTransport,
   wire: { io: sharedPcap, captureInterface: ethernetEgress },
@@ -138,8 +145,6 @@ export const stamp: CheckKind<typeof options> = createStampCheck({
 
 /** Cap on per-packet lists in `detail`. */
 export const MAX_DETAIL_PACKETS = 100;
-/** See checks/icmp.ts WIRE_GRACE_MS: frames can reach us a loop turn after the socket's datagram. */
-const WIRE_GRACE_MS = 10;
 
 /** One reflected packet the session accepted. */
 interface Reply {
@@ -153,7 +158,7 @@ interface Reply {
 /** Maps a socket error to a stable code and a sentence. */
 function socketFailure(error: unknown, address: string, port: number): CheckError {
   const code = (error as { code?: unknown }).code;
-  const text = error instanceof Error ? error.message : String(error);
+  const text = errorMessage(error);
   switch (code) {
     case "ECONNREFUSED":
       return {
@@ -198,13 +203,9 @@ class StampSession {
   #aborted = false;
   #startedAtMs = 0;
   #timer: NodeJS.Timeout | undefined;
-  #graceTimer: NodeJS.Timeout | undefined;
   #finished = false;
-  #resolved = false;
   #finish: (m: Measurement) => void = () => {};
-  #stamps: StampWireStamps | undefined;
-  #tap: FrameTap | undefined;
-  #wireUnavailable: string | undefined;
+  readonly #timing = new WireTiming();
 
   constructor(
     deps: StampDependencies,
@@ -236,7 +237,7 @@ class StampSession {
 
   readonly #onAbort = (): void => {
     if (this.#finished) {
-      this.#resolve();
+      this.#timing.finishNow();
       return;
     }
     this.#aborted = true;
@@ -270,7 +271,7 @@ class StampSession {
         try {
           this.#raw = this.#deps.openRawUdp(this.#family);
         } catch (err) {
-          const text = err instanceof Error ? err.message : String(err);
+          const text = errorMessage(err);
           this.#socketFailure = {
             code: /permit/i.test(text) ? "no_permission" : "socket_error",
             message: `cannot open a raw UDP socket to send with DSCP ${this.#opts.dscp}: ${text} (needs CAP_NET_RAW)`,
@@ -287,37 +288,18 @@ class StampSession {
   }
 
   #openTap(): void {
-    const wire = this.#deps.wire;
-    if (wire === undefined) return;
-    if (this.#opts.port !== STAMP_PORT) {
-      this.#wireUnavailable = `the capture filter watches UDP port ${STAMP_PORT} only`;
+    if (this.#deps.wire !== undefined && this.#opts.port !== STAMP_PORT) {
+      this.#timing.unavailable = `the capture filter watches UDP port ${STAMP_PORT} only`;
       return;
     }
-    const where = wire.captureInterface(this.#address);
-    if ("reason" in where) {
-      this.#wireUnavailable = where.reason;
-      return;
-    }
-    const stamps = new StampWireStamps({
+    const classify = stampFrames({
       family: this.#family,
       peer: normalizeIpLiteral(this.#address),
       peerPort: this.#opts.port,
       localPort: this.#localPort,
       indexOf: (sequence) => this.#indexOf(sequence),
     });
-    let tap: ReturnType<typeof wire.io.open>;
-    try {
-      tap = wire.io.open(where.iface, stamps);
-    } catch (error) {
-      tap = { code: "capture_failed", message: error instanceof Error ? error.message : String(error) };
-    }
-    if ("code" in tap) {
-      this.#wireUnavailable = `${tap.code}: ${tap.message}`;
-      this.#ctx.log.debug({ iface: where.iface, err: tap.message }, "stamp: no wire timestamps");
-      return;
-    }
-    this.#tap = tap;
-    this.#stamps = stamps;
+    this.#timing.open(this.#deps.wire, this.#address, classify, this.#ctx.log);
   }
 
   #wallMs(at: bigint): number {
@@ -438,15 +420,14 @@ class StampSession {
     this.#finished = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#closeSockets();
-    const stamps = this.#stamps;
-    if (stamps === undefined || this.#aborted || !this.#framesPending()) {
-      this.#resolve();
-      return;
-    }
-    stamps.onStamp = () => {
-      if (!this.#framesPending()) this.#resolve();
-    };
-    this.#graceTimer = setTimeout(() => setImmediate(() => this.#resolve()), WIRE_GRACE_MS);
+    this.#timing.settle(
+      !this.#aborted,
+      () => this.#timing.framesPending(this.#replies.keys()),
+      () => {
+        this.#signal.removeEventListener("abort", this.#onAbort);
+        this.#finish(this.#measure());
+      },
+    );
   }
 
   #closeSockets(): void {
@@ -458,38 +439,17 @@ class StampSession {
     this.#raw?.close();
   }
 
-  #framesPending(): boolean {
-    const stamps = this.#stamps;
-    if (stamps === undefined || stamps.sentSeen === 0) return false;
-    for (const index of this.#replies.keys()) {
-      if (stamps.sentUs(index) === undefined || stamps.receivedUs(index) === undefined) return true;
-    }
-    return false;
-  }
-
-  #resolve(): void {
-    if (this.#resolved) return;
-    this.#resolved = true;
-    if (this.#graceTimer !== undefined) clearTimeout(this.#graceTimer);
-    this.#signal.removeEventListener("abort", this.#onAbort);
-    this.#tap?.close();
-    this.#finish(this.#measure());
-  }
-
   /** T1 and T4 of a reply in Unix ms: the capture's when it saw both frames and they are consistent. */
   #endpoints(index: number, reply: Reply): { t1: number; t4: number; wire: boolean } {
     const t1 = this.#t1Ms[index] ?? 0;
     const t4 = this.#wallMs(reply.receivedAt);
-    const sentUs = this.#stamps?.sentUs(index);
-    const receivedUs = this.#stamps?.receivedUs(index);
-    if (sentUs !== undefined && receivedUs !== undefined) {
-      const wireT1 = sentUs / 1000;
-      const wireT4 = receivedUs / 1000;
-      // The wire interval lies inside the process one (see EchoWireStamps.rttMs): compared as
-      // intervals, so an error in the wall-minus-monotonic offset cannot reject good stamps.
-      const wireMs = wireT4 - wireT1;
-      if (wireMs > 0 && wireMs <= (t4 - t1) * 1.001 + 0.01) return { t1: wireT1, t4: wireT4, wire: true };
-    }
+    const stamps = this.#timing.stamps;
+    // Compared as intervals (WireStamps.intervalMs), so an error in the wall-minus-monotonic
+    // offset cannot reject good stamps.
+    const sentUs = stamps?.outUs(index);
+    const receivedUs = stamps?.backUs(index);
+    if (sentUs !== undefined && receivedUs !== undefined && stamps?.intervalMs(index, t4 - t1) !== undefined)
+      return { t1: sentUs / 1000, t4: receivedUs / 1000, wire: true };
     return { t1, t4, wire: false };
   }
 
@@ -576,7 +536,7 @@ class StampSession {
       // RFC 8762 §4.3.1: the TTL (hop limit) of our packet as it reached the reflector.
       if (first !== undefined) detail.reflector_ttl = first.packet.senderTtl;
     }
-    if (this.#wireUnavailable !== undefined) detail.wire_unavailable = this.#wireUnavailable;
+    if (this.#timing.unavailable !== undefined) detail.wire_unavailable = this.#timing.unavailable;
     detail.rtts_ms = Array.from({ length: Math.min(this.#issued, MAX_DETAIL_PACKETS) }, (_, i) => {
       const rtt = rttByIndex.get(i);
       return rtt === undefined ? null : round(rtt);
@@ -670,9 +630,4 @@ class StampSession {
       message: `no STAMP reply to ${this.#issued} test packets to ${this.#address} port ${this.#opts.port} within ${this.#opts.wait_ms} ms each`,
     };
   }
-}
-
-/** Milliseconds to the microsecond, percentages to 1e-3 points (as checks/icmp.ts). */
-function round(value: number): number {
-  return Math.round(value * 1000) / 1000;
 }

@@ -1,22 +1,14 @@
 // TCP connect (wan area): time to establish a connection to host:port and, optionally, a line
 // sent and an answer expected (a banner, an echo, "HTTP/1.1 200"). Name resolution is timed apart
-// from the connect. Also the place for the host:port parsing and timed lookup tls.ts and ntp.ts use.
+// from the connect. Also the place for the host:port parsing tls.ts and ntp.ts use.
 
-import { lookup } from "node:dns/promises";
 import { Socket } from "node:net";
 import { isIP } from "node:net";
 import { Type, type Static } from "@sinclair/typebox";
 import type { CheckError, CheckKind, Measurement } from "./check.ts";
 import { socketFailure } from "../net/socket-failure.ts";
-
-/** Address family choice shared by the tcp, tls and ntp checks. */
-export const AddressFamilyOption = Type.Union(
-  [Type.Literal("auto"), Type.Literal("ipv4"), Type.Literal("ipv6")],
-  {
-    default: "auto",
-    description: "which address of a host name to use: auto takes the resolver's first answer",
-  },
-);
+import { addressFamilyOption, hostFailure, resolveHost } from "./common/resolve-host.ts";
+import { round } from "./common/round.ts";
 
 const options = Type.Object(
   {
@@ -35,7 +27,7 @@ const options = Type.Object(
       default: 3000,
       description: "how long to wait for the connection, and then for the expected answer",
     }),
-    address_family: AddressFamilyOption,
+    address_family: addressFamilyOption,
   },
   { additionalProperties: false },
 );
@@ -70,52 +62,6 @@ export function parseHostPort(target: string, defaultPort?: number): HostPort | 
   return { host, port };
 }
 
-/** A resolved address and how long the lookup took (0 for an IP literal). */
-export type Resolved = { address: string; family: 4 | 6; resolveMs: number } | { error: CheckError };
-
-/** Resolves with getaddrinfo (so /etc/hosts and resolv.conf apply, as for any application); never throws. */
-export async function resolveTimed(
-  host: string,
-  family: Static<typeof AddressFamilyOption>,
-  signal: AbortSignal,
-): Promise<Resolved> {
-  const literal = isIP(host);
-  if (literal !== 0) {
-    if (family !== "auto" && (literal === 4 ? "ipv4" : "ipv6") !== family)
-      return { error: { code: "invalid_target", message: `${host} is not an ${family} address` } };
-    return { address: host, family: literal === 6 ? 6 : 4, resolveMs: 0 };
-  }
-  const started = performance.now();
-  // getaddrinfo cannot be cancelled: on abort we stop waiting and leave it to finish unobserved.
-  const pending = lookup(host, {
-    family: family === "ipv4" ? 4 : family === "ipv6" ? 6 : 0,
-    order: "verbatim",
-  });
-  pending.catch(() => undefined);
-  const aborted = new Promise<"aborted">((resolve) => {
-    if (signal.aborted) resolve("aborted");
-    signal.addEventListener("abort", () => resolve("aborted"), { once: true });
-  });
-  try {
-    const answer = await Promise.race([pending, aborted]);
-    if (answer === "aborted")
-      return { error: { code: "timeout", message: `aborted while resolving ${host}` } };
-    return {
-      address: answer.address,
-      family: answer.family === 6 ? 6 : 4,
-      resolveMs: performance.now() - started,
-    };
-  } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    return {
-      error: {
-        code: "resolve_failed",
-        message: `cannot resolve ${host}: ${typeof code === "string" ? code : String(err)}`,
-      },
-    };
-  }
-}
-
 /** Maps a socket error to a stable code; the peer comes from the error (Node sets address/port). */
 export function socketErrorCode(err: unknown): CheckError {
   const { address, port } = err as { address?: unknown; port?: unknown };
@@ -146,13 +92,8 @@ async function runTcp(target: string, opts: TcpOptions, signal: AbortSignal): Pr
       error: { code: "invalid_option", message: `expect: ${String(err)}` },
     };
   }
-  const resolved = await resolveTimed(hp.host, opts.address_family, signal);
-  if ("error" in resolved)
-    return {
-      status: resolved.error.code === "invalid_target" ? "error" : "fail",
-      metrics: {},
-      error: resolved.error,
-    };
+  const resolved = await resolveHost(hp.host, opts.address_family, signal);
+  if ("error" in resolved) return hostFailure(resolved.error);
   const metrics: Record<string, number> = {};
   if (isIP(hp.host) === 0) metrics.resolve_ms = round(resolved.resolveMs);
   const detail: Record<string, unknown> = { address: resolved.address, port: hp.port };
@@ -225,8 +166,4 @@ async function runTcp(target: string, opts: TcpOptions, signal: AbortSignal): Pr
       );
     });
   });
-}
-
-function round(value: number): number {
-  return Math.round(value * 1000) / 1000;
 }

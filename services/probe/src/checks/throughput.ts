@@ -11,7 +11,9 @@ import { isIP } from "node:net";
 import { Type, type Static } from "@sinclair/typebox";
 import type { CheckContext, CheckError, CheckKind, Measurement } from "./check.ts";
 import type { SysfsReader } from "./link.ts";
-import { parseHostPort, resolveTimed } from "./tcp.ts";
+import { parseHostPort } from "./tcp.ts";
+import { hostFailure, resolveHost } from "./common/resolve-host.ts";
+import { round } from "./common/round.ts";
 import { defaultInterface, isInterfaceName, readSysfs } from "../net/interfaces.ts";
 import { egressInterface } from "../net/routes.ts";
 
@@ -409,14 +411,8 @@ async function runThroughput(
     );
   }
 
-  const resolved = await resolveTimed(hp.host, "auto", signal);
-  if ("error" in resolved)
-    return {
-      status: resolved.error.code === "invalid_target" ? "error" : "fail",
-      metrics: {},
-      detail,
-      error: resolved.error,
-    };
+  const resolved = await resolveHost(hp.host, "auto", signal);
+  if ("error" in resolved) return hostFailure(resolved.error, { detail });
   detail.address = resolved.address;
 
   const metrics: Record<string, number> = {};
@@ -604,9 +600,4 @@ function runIperf3(binary: string, argv: string[], signal: AbortSignal): Promise
       else finish({ stdout, stderr: stderr.trim() });
     });
   });
-}
-
-function round(value: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(value * f) / f;
 }

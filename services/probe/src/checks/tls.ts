@@ -14,8 +14,10 @@ import {
 } from "node:tls";
 import { Type, type Static } from "@sinclair/typebox";
 import type { CheckError, CheckKind, Measurement } from "./check.ts";
-import { AddressFamilyOption, parseHostPort, resolveTimed, socketErrorCode } from "./tcp.ts";
-import { printable } from "../../../contract/src/printable-text.ts";
+import { parseHostPort, socketErrorCode } from "./tcp.ts";
+import { addressFamilyOption, hostFailure, resolveHost } from "./common/resolve-host.ts";
+import { printable } from "../contract/printable-text.ts";
+import { round } from "./common/round.ts";
 
 const options = Type.Object(
   {
@@ -40,7 +42,7 @@ const options = Type.Object(
       default: 5000,
       description: "how long the connection and handshake may take",
     }),
-    address_family: AddressFamilyOption,
+    address_family: addressFamilyOption,
   },
   { additionalProperties: false },
 );
@@ -179,13 +181,8 @@ async function runTls(target: string, opts: TlsOptions, signal: AbortSignal): Pr
     return { status: "error", metrics: {}, error: { code: "invalid_target", message: hp.problem } };
   const ca = await trustedCas(opts.ca_file);
   if ("error" in ca) return { status: "error", metrics: {}, error: ca.error };
-  const resolved = await resolveTimed(hp.host, opts.address_family, signal);
-  if ("error" in resolved)
-    return {
-      status: resolved.error.code === "invalid_target" ? "error" : "fail",
-      metrics: {},
-      error: resolved.error,
-    };
+  const resolved = await resolveHost(hp.host, opts.address_family, signal);
+  if ("error" in resolved) return hostFailure(resolved.error);
   const servername = opts.servername || hp.host;
   const metrics: Record<string, number> = {};
   if (isIP(hp.host) === 0) metrics.resolve_ms = round(resolved.resolveMs);
@@ -247,8 +244,4 @@ async function runTls(target: string, opts: TlsOptions, signal: AbortSignal): Pr
       );
     });
   });
-}
-
-function round(value: number): number {
-  return Math.round(value * 1000) / 1000;
 }

@@ -15,7 +15,12 @@
 import { randomBytes, randomInt } from "node:crypto";
 import { Type, type Static } from "@sinclair/typebox";
 import type { CheckContext, CheckError, CheckKind, Measurement } from "./check.ts";
-import { addressFamilyOption, resolveTarget, resolveWithSystem, type ResolveHost } from "./icmp.ts";
+import {
+  addressFamilyOption,
+  resolveDestination,
+  systemLookup,
+  type LookupHost,
+} from "./common/resolve-host.ts";
 import {
   normalizeIpLiteral,
   type EchoError,
@@ -30,6 +35,7 @@ import {
   type UdpSession,
 } from "../net/icmp-socket.ts";
 import { socketFailure } from "../net/socket-failure.ts";
+import { round } from "./common/round.ts";
 
 const options = Type.Object(
   {
@@ -86,7 +92,7 @@ export type TracerouteOptions = Static<typeof options>;
 /** The I/O a traceroute check uses (tests pass a pool over the fake network). */
 export interface TracerouteDependencies {
   sockets: Pick<IcmpSocketPool, "open" | "openUdp">;
-  resolve: ResolveHost;
+  resolve: LookupHost;
 }
 
 /** One hop as reported in `detail.hops`. */
@@ -124,10 +130,11 @@ export function createTracerouteCheck(deps: TracerouteDependencies): CheckKind<t
   const previousPaths = new Map<string, string[][]>();
   return {
     kind: "traceroute",
+    needs: ["net_raw"],
     defaultArea: "wan",
     options,
     run: async (target, opts, ctx, signal) => {
-      const destination = await resolveTarget(deps.resolve, target, opts.address_family, signal);
+      const destination = await resolveDestination(deps.resolve, target, opts.address_family, signal);
       if ("failure" in destination) return destination.failure;
       const run = new TracerouteRun(deps.sockets, destination.address, destination.family, opts, ctx, signal);
       const measurement = await run.run();
@@ -139,7 +146,7 @@ export function createTracerouteCheck(deps: TracerouteDependencies): CheckKind<t
 /** Traceroute over the process-wide shared raw sockets. */
 export const traceroute: CheckKind<typeof options> = createTracerouteCheck({
   sockets: sharedIcmpSockets,
-  resolve: resolveWithSystem,
+  resolve: systemLookup,
 });
 
 /**
@@ -489,8 +496,4 @@ function unreachableName(family: IpFamily, code: number): string {
     4: "port unreachable",
   };
   return (family === 4 ? v4 : v6)[code] ?? `unreachable (code ${code})`;
-}
-
-function round(value: number): number {
-  return Math.round(value * 1000) / 1000;
 }

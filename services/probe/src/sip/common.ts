@@ -1,10 +1,11 @@
 // What the three phone checks share: the target syntax, the connection options, name resolution,
 // credentials from config or environment, and the mapping of transport failures to results.
 
-import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { Type } from "@sinclair/typebox";
 import type { Measurement } from "../checks/check.ts";
+import { failure } from "../checks/common/failure.ts";
+import { resolveHost, systemLookup, type LookupHost } from "../checks/common/resolve-host.ts";
 import { SipClient } from "./client.ts";
 import { DIGEST_ALGORITHMS, type DigestAlgorithm } from "./digest.ts";
 import { headerValue, headerValues, parseNameAddr, parseVia, type SipResponse } from "./message.ts";
@@ -109,25 +110,14 @@ export interface SipEndpoint {
 /** The I/O a phone check uses; tests pass in-memory doubles. */
 export interface SipDependencies {
   connect: ConnectSip;
-  resolve: (host: string) => Promise<string>;
+  resolve: LookupHost;
 }
 
 /** The real network and the system resolver. */
 export const realSipDependencies: SipDependencies = {
   connect: connectSip,
-  resolve: async (host) => (await lookup(host, { order: "verbatim" })).address,
+  resolve: systemLookup,
 };
-
-/** A failed measurement with a code. */
-export function failure(
-  code: string,
-  message: string,
-  metrics: Record<string, number> = {},
-  detail: Record<string, unknown> = {},
-  status: "fail" | "error" = "fail",
-): Measurement {
-  return { status, metrics, detail, error: { code, message } };
-}
 
 /** Parses `host`, `host:port`, `[v6]:port` or `sip:host:port;transport=tcp`. */
 export function parseTarget(
@@ -174,26 +164,9 @@ export async function resolveEndpoint(
   const transport = parsed.transport ?? opts.transport;
   const port = opts.port || parsed.port || (transport === "tls" ? 5061 : 5060);
   const domain = opts.domain || parsed.host;
-  if (isIP(parsed.host)) return { host: parsed.host, address: parsed.host, port, transport, domain };
-  if (signal.aborted) return { failure: failure("timeout", `aborted while resolving ${parsed.host}`) };
-  try {
-    const address = await Promise.race([
-      deps.resolve(parsed.host),
-      new Promise<never>((_, reject) =>
-        signal.addEventListener("abort", () => reject(new Error("aborted")), { once: true }),
-      ),
-    ]);
-    return { host: parsed.host, address, port, transport, domain };
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    if (signal.aborted) return { failure: failure("timeout", `aborted while resolving ${parsed.host}`) };
-    return {
-      failure: failure(
-        "resolve_failed",
-        `cannot resolve ${parsed.host}: ${typeof code === "string" ? code : String(error)}`,
-      ),
-    };
-  }
+  const resolved = await resolveHost(parsed.host, "auto", signal, deps.resolve);
+  if ("error" in resolved) return { failure: failure(resolved.error.code, resolved.error.message) };
+  return { host: parsed.host, address: resolved.address, port, transport, domain };
 }
 
 /** Opens the signalling connection; a failed measurement when it cannot. */
@@ -292,11 +265,6 @@ export function compareEcho(
         ? `${sentVia?.host}:${rport}`
         : undefined;
   return { rewritten, publicAddress };
-}
-
-/** Milliseconds to the microsecond. */
-export function round3(value: number): number {
-  return Math.round(value * 1000) / 1000;
 }
 
 /** The Server (or User-Agent) header of a response, for the detail. */

@@ -7,6 +7,7 @@ import { connect as netConnect, type Socket as TcpSocket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { connectDatagram, socketFailure, type SocketFailureCode } from "../net/socket-failure.ts";
 import { SipStreamFramer } from "./message.ts";
+import { errorMessage } from "../checks/common/failure.ts";
 
 /** Transport of the SIP signalling. */
 export type SipTransportName = "udp" | "tcp" | "tls";
@@ -62,7 +63,7 @@ export type ConnectSip = (
  */
 export function failureOf(error: unknown, peer: string): SipTransportFailure {
   const code = (error as { code?: unknown }).code;
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   if (code === "ECONNREFUSED") return { code: "unreachable", message };
   if (
     typeof code === "string" &&
