@@ -4,7 +4,7 @@ import type { Measurement } from "../../../services/probe/src/checks/check.ts";
 import { createIcmpCheck, icmp, type IcmpOptions } from "../../../services/probe/src/checks/icmp.ts";
 import type { LookupHost as ResolveHost } from "../../../services/probe/src/checks/common/resolve-host.ts";
 import { MAX_DETAIL_RTTS } from "../../../services/probe/src/checks/echo-series.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { IcmpSocketPool } from "../../../services/probe/src/net/icmp-socket.ts";
 import {
   FakeIcmpNetwork,

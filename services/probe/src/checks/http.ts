@@ -17,7 +17,7 @@ import type { CheckError, CheckKind, Measurement } from "./check.ts";
 import { socketErrorCode } from "./tcp.ts";
 import { addressFamilyOption, resolveHost } from "./common/resolve-host.ts";
 import { judgeCertificate, trustedCas } from "./tls.ts";
-import { printable } from "../contract/printable-text.ts";
+import { printable } from "../../../contract/src/printable-text.ts";
 import { round } from "./common/round.ts";
 
 const options = Type.Object(

@@ -16,7 +16,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import type { CheckError, CheckKind, Measurement } from "./check.ts";
 import { parseHostPort, socketErrorCode } from "./tcp.ts";
 import { addressFamilyOption, hostFailure, resolveHost } from "./common/resolve-host.ts";
-import { printable } from "../contract/printable-text.ts";
+import { printable } from "../../../contract/src/printable-text.ts";
 import { round } from "./common/round.ts";
 
 const options = Type.Object(

@@ -1,7 +1,7 @@
 // Kernel timestamps for a series check (icmp, stamp): the tap on the egress interface's shared
 // pcap session, why there is none, and the short wait for frames still due when the series ends.
 
-import type { Logger } from "../../log.ts";
+import type { Logger } from "../../../../contract/src/log.ts";
 import type { FrameIo, FrameTap } from "../../net/pcap-session.ts";
 import { WireStamps, type CaptureInterface, type ClassifyFrame } from "../../net/wire-stamps.ts";
 import { errorMessage } from "./failure.ts";
