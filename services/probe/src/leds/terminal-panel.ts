@@ -1,5 +1,5 @@
 import type { Area } from "../checks/check.ts";
-import type { LedSink } from "../service.ts";
+import type { LedSink } from "./led-sink.ts";
 import { PANEL, type LedColour, type LedLook, type LedPattern } from "./led-table.ts";
 
 const ANSI: Record<LedColour, string> = {
