@@ -58,10 +58,10 @@ describe("clock without RTC", () => {
   });
 
   it("a result made while the wall clock reads 1970 is flagged unsynced; after 2020 it carries no flag", () => {
-    const early = envelope(runAt(60_000, 65_000), {}, who);
+    const early = envelope(runAt(60_000, 65_000), who);
     expect(early.started_at.startsWith("1970-")).toBe(true);
     expect(early.clock).toBe("unsynced");
-    expect(envelope(runAt(NTP_TIME, 65_000), {}, who).clock).toBeUndefined();
+    expect(envelope(runAt(NTP_TIME, 65_000), who).clock).toBeUndefined();
   });
 
   it("a step is seen when wall and monotonic time disagree by more than 2 s, not on normal ticking", () => {
@@ -109,10 +109,10 @@ describe("clock without RTC", () => {
       watch.sample();
       const { wall, mono } = f.now();
       made.push({ mono });
-      put(envelope(runAt(wall, mono), {}, who));
+      put(envelope(runAt(wall, mono), who));
     }
     // A row of another boot (the previous power cycle) stays as it was.
-    put({ ...envelope(runAt(30_000, 40_000, "old"), {}, who), boot_id: "another-boot" });
+    put({ ...envelope(runAt(30_000, 40_000, "old"), who), boot_id: "another-boot" });
     const first = store.peek(0, 3);
     store.ack(first.map((r) => r.id));
 

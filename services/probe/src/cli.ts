@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { Command, Option } from "commander";
 import { parse as parseYaml } from "yaml";
-import { checkKind, CHECK_KINDS } from "./checks/registry.ts";
+import { CHECK_KINDS } from "./checks/registry.ts";
 import {
   loadConfig,
   resolveConfigPath,
@@ -11,9 +11,10 @@ import {
 } from "./config/load.ts";
 import { createLogger, silentLogger } from "../../contract/src/log.ts";
 import { openLedBackend } from "./leds/led-backend.ts";
-import { bootId, monoMs } from "./runner/clock.ts";
+import { bootId } from "./runner/clock.ts";
 import { envelope } from "./runner/result.ts";
-import { measure } from "./runner/scheduler.ts";
+import { scheduledChecks } from "./runner/scheduled-checks.ts";
+import { runOnce } from "./runner/scheduler.ts";
 import { installCrashGuard } from "./crash-guard.ts";
 import { ProbeService } from "./service.ts";
 import { statusCommand } from "./cli/status-command.ts";
@@ -117,32 +118,15 @@ program
         ],
       });
       if (!checked.ok) usage(checked.problems.map((p) => p.replace(/^checks\[0\]\./, "")).join("\n"));
-      const check = checked.config.checks[0]!;
-      const checkKindDef = checkKind(check.kind)!;
+      // The same scheduled check and envelope as the service's: thresholds and all.
+      const [check] = scheduledChecks(checked.config);
       installCrashGuard({ log: createLogger("fatal") });
-      const startedAt = new Date();
-      const t0 = monoMs();
-      const scheduled = {
-        name: check.name,
-        kind: checkKindDef,
-        target: check.target,
-        area: check.area,
-        intervalMs: check.interval_ms,
-        timeoutMs: check.timeout_ms,
-        jitter: 0,
-        options: check.options,
-      };
-      const measurement = await measure(
-        scheduled,
+      const run = await runOnce(
+        check!,
         { log: silentLogger(), ...(opts.force ? { onDemand: true } : {}) },
-        AbortSignal.timeout(check.timeout_ms),
         silentLogger(),
       );
-      const result = envelope(
-        { check: scheduled, startedAt, monoMs: t0, durationMs: monoMs() - t0, measurement },
-        check.thresholds,
-        { site: "cli", probe: "cli", bootId: bootId(), version: VERSION },
-      );
+      const result = envelope(run, { site: "cli", probe: "cli", bootId: bootId(), version: VERSION });
       if (opts.json) console.log(JSON.stringify(result, null, 2));
       else {
         const skipped = result.detail.skipped;

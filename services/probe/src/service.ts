@@ -1,42 +1,67 @@
 import type { Config } from "./config/schema.ts";
 import { canonicalJson, configHash, redactConfig } from "./config/redact.ts";
 import type { ConfigResult } from "./config/validate.ts";
-import { checkKind } from "./checks/registry.ts";
+import type { EventEmitter } from "node:events";
 import type { Area } from "./checks/check.ts";
-import {
-  baseTopic,
-  REPLY_EXPIRY_S,
-  TOPICS,
-  type ConfigPayload,
-  type EventPayload,
-  type HealthPayload,
-  type StatePayload,
-  type StoreQuarantinedEvent,
-} from "../../contract/src/payloads.ts";
-import { areaLook, lookName, statusLook, type LedLook } from "../../contract/src/led-table.ts";
+import { baseTopic, type HealthPayload, type ResultPayload } from "./contract/payloads.ts";
+import { areaLook, lookName, statusLook, type PanelLooks } from "./leds/led-table.ts";
 import { LedController } from "./leds/led-controller.ts";
-import type { Logger } from "../../contract/src/log.ts";
+import type { LedSink } from "./leds/led-sink.ts";
+import type { Logger } from "./log.ts";
 import { AreaTracker, type Transition } from "./runner/area-state.ts";
 import { bootId, monoMs } from "./runner/clock.ts";
 import { ClockWatch, correctResult, systemClock, type Clock, type ClockStep } from "./runner/clock-sync.ts";
-import { envelope, reasonOf, type ProbeIdentity } from "./runner/result.ts";
+import {
+  configMessage,
+  configPayload,
+  eventMessage,
+  healthMessage,
+  quarantineEvent,
+  REPLY_DELIVERY,
+  resultMessage,
+  stateMessage,
+  statePayload,
+  transitionEvent,
+  type DirectMessage,
+} from "./runner/messages.ts";
+import { envelope, verdictOf, type ProbeIdentity } from "./runner/result.ts";
+import { scheduledChecks, type KindLookup } from "./runner/scheduled-checks.ts";
 import { Scheduler, type Run, type ScheduledCheck } from "./runner/scheduler.ts";
 import { Store, storeInTrouble, storeReason, type OutboxMessage, type Quarantine } from "./store/store.ts";
 import { sharedPcap } from "./net/pcap-session.ts";
-import { CommandProcessor, type IncomingCommand, type ReloadOutcome } from "./uplink/commands.ts";
-import { MqttUplink } from "./uplink/mqtt-link.ts";
+import {
+  CommandProcessor,
+  type CommandTarget,
+  type IncomingCommand,
+  type ReloadOutcome,
+} from "./uplink/commands.ts";
+import { MqttUplink, type OutboxSource, type UplinkEvents, type UplinkSettings } from "./uplink/mqtt-link.ts";
 import { RuntimeStats } from "./runtime-stats.ts";
 import { excessCapabilityLine, missingCapabilityLine } from "./capabilities.ts";
 import { VERSION } from "./version.ts";
 import { StampReflector } from "./net/stamp-reflector.ts";
 
-/** Something that shows the panel: the terminal panel, onoff GPIO or kernel LEDs (leds/). */
-export interface LedSink {
-  show(leds: Record<Area | "status", LedLook>): void;
-  /** Clean shutdown: every LED off (the "service stopped" look), GPIOs released. */
-  stop(): void;
-  /** Backend in use and why it is not the configured one, for `health.leds`. */
-  describe?(): { backend: string; problem: string | null };
+/** What the service needs of its uplink: MqttUplink, or a double in unit tests. */
+export type Uplink = EventEmitter<UplinkEvents> &
+  Pick<MqttUplink, "connected" | "start" | "stop" | "kick" | "publishNow">;
+
+/** Makes the uplink for one broker setting (a reload that changes the broker makes a new one). */
+export type UplinkFactory = (
+  settings: UplinkSettings,
+  baseTopic: string,
+  outbox: OutboxSource,
+  statePayload: (state: "online" | "offline") => string,
+  log: Logger,
+) => Uplink;
+
+/** The service's parts that are I/O: real by default, doubles in unit tests. */
+export interface ServiceParts {
+  /** Wall and monotonic clock the step watch compares (default: the system's). */
+  clock?: Clock;
+  /** Default: MQTT.js through MqttUplink. */
+  uplink?: UplinkFactory;
+  /** Check kinds by config `kind` (default: the registry). */
+  kinds?: KindLookup;
 }
 
 /** Key under which the service keeps its last `health` in the store, for `netprobe status`. */
@@ -55,7 +80,7 @@ export interface UplinkState {
  * The appliance service: composes store, scheduler, area tracker, uplink and LEDs, and stops
  * them in reverse order. Every result reaches the store before anything else happens to it.
  */
-export class ProbeService {
+export class ProbeService implements CommandTarget {
   #config: Config;
   /** Re-reads the config file for `reload`; absent: reload is refused. */
   readonly #configSource: (() => ConfigResult) | undefined;
@@ -63,13 +88,14 @@ export class ProbeService {
   #reloading: Promise<unknown> = Promise.resolve();
   #commands: CommandProcessor | undefined;
   readonly #log: Logger;
+  readonly #parts: ServiceParts;
   readonly #leds: LedController | undefined;
   readonly #who: ProbeIdentity;
   readonly #startedAt = new Date().toISOString();
   #store: Store | undefined;
   #tracker: AreaTracker | undefined;
   #scheduler: Scheduler | undefined;
-  #uplink: MqttUplink | undefined;
+  #uplink: Uplink | undefined;
   #ledTimer: NodeJS.Timeout | undefined;
   #runtime: RuntimeStats | undefined;
   #stampReflector: StampReflector | undefined;
@@ -83,15 +109,16 @@ export class ProbeService {
     log: Logger,
     leds?: LedSink,
     configSource?: () => ConfigResult,
-    clock: Clock = systemClock,
+    parts: ServiceParts = {},
   ) {
     this.#config = config;
     this.#configSource = configSource;
     this.#log = log;
+    this.#parts = parts;
     // The controller lays the lamp test and identify over the panel the areas ask for.
     this.#leds = leds ? new LedController(leds, { lampTestMs: config.leds.lamp_test_ms }) : undefined;
     this.#who = { site: config.site, probe: config.probe, bootId: bootId(), version: VERSION };
-    this.#clockWatch = new ClockWatch(clock, (step) => this.#onClockStep(step));
+    this.#clockWatch = new ClockWatch(parts.clock ?? systemClock, (step) => this.#onClockStep(step));
   }
 
   /** Opens the store, connects the uplink and starts probing. Throws only on a broken store. */
@@ -110,7 +137,7 @@ export class ProbeService {
     store.open();
     this.#store = store;
 
-    const checks = scheduledChecks(c);
+    const checks = scheduledChecks(c, this.#parts.kinds);
     this.#tracker = newTracker(c, checks);
     const missingCap = missingCapabilityLine(checks.map((ch) => ({ name: ch.name, kind: ch.kind.kind })));
     if (missingCap) this.#log.error({ capability: "CAP_NET_RAW" }, missingCap);
@@ -128,22 +155,14 @@ export class ProbeService {
       probe: c.probe,
       log: this.#log.child({ part: "commands" }),
       rate: { perMinute: c.broker.commands_per_minute, burst: c.broker.commands_burst },
-      target: {
-        runCheck: (name) =>
-          this.#config.checks.some((ch) => ch.name === name && ch.enabled) ? this.runNow(name) : undefined,
-        runArea: (area) => this.runArea(area),
-        identify: (ms) => this.identify(ms),
-        reload: () => this.reload(),
-        effectiveConfig: () => ({ config: redactConfig(this.#config), hash: configHash(this.#config) }),
-      },
+      target: this,
     });
     this.#startUplink(c, store);
 
     this.#leds?.lampTest(); // power-on lamp test; the panel follows when it ends
     this.#storeReasonChanged(); // logs a degraded start (disk full, in memory, quarantined)
     this.#publishHealth();
-    this.#scheduler = new Scheduler(checks, { log: this.#log }, (run) => this.#onRun(run), this.#log);
-    this.#scheduler.start();
+    this.#startScheduler(checks);
     // Blink patterns depend on time (a failure blinks for 5 minutes), so the panel is refreshed.
     this.#ledTimer = setInterval(() => this.#showLeds(), 1000);
     this.#runtime = new RuntimeStats(this.#log);
@@ -161,6 +180,16 @@ export class ProbeService {
       { checks: checks.length, site: c.site, probe: c.probe, version: VERSION },
       "netprobe started",
     );
+  }
+
+  /** Runs one enabled check now (`cmd/run`); undefined when there is no such check. */
+  runCheck(name: string): string[] | undefined {
+    return this.#config.checks.some((ch) => ch.name === name && ch.enabled) ? this.runNow(name) : undefined;
+  }
+
+  /** The running config with secrets redacted, and its hash (`cmd/config`). */
+  effectiveConfig(): { config: Config; hash: string } {
+    return { config: redactConfig(this.#config), hash: configHash(this.#config) };
   }
 
   /** Runs every enabled check of an area now; returns the names started. */
@@ -218,9 +247,15 @@ export class ProbeService {
     this.#log.info("netprobe stopped");
   }
 
+  #startScheduler(checks: readonly ScheduledCheck[]): void {
+    this.#scheduler = new Scheduler(checks, { log: this.#log }, (run) => this.#onRun(run), this.#log);
+    this.#scheduler.start();
+  }
+
   #startUplink(c: Config, store: Store): void {
     const b = c.broker;
-    this.#uplink = new MqttUplink(
+    const uplink = this.#parts.uplink ?? mqttUplink;
+    this.#uplink = uplink(
       {
         url: b.url,
         protocolVersion: b.protocol_version,
@@ -237,7 +272,8 @@ export class ProbeService {
       },
       baseTopic(c.site, c.probe),
       store,
-      (state) => JSON.stringify(this.#state(state)),
+      // Where `state` goes (on connect, and as the will) is the uplink's: it needs the payload only.
+      (state) => stateMessage(statePayload(state, this.#who, this.#startedAt)).payload,
       this.#log.child({ part: "uplink" }),
     );
     this.#saveUplinkState(false);
@@ -292,11 +328,10 @@ export class ProbeService {
     if (changed.includes("log_level")) this.#log.level = next.log_level;
     if (changed.some((k) => k === "checks" || k === "areas" || k === "defaults")) {
       await this.#scheduler?.stop();
-      const checks = scheduledChecks(next);
+      const checks = scheduledChecks(next, this.#parts.kinds);
       this.#tracker = newTracker(next, checks);
       this.#publishHealth();
-      this.#scheduler = new Scheduler(checks, { log: this.#log }, (run) => this.#onRun(run), this.#log);
-      this.#scheduler.start();
+      this.#startScheduler(checks);
       this.#showLeds();
     }
     this.#log.info({ changed, config_hash: configHash(next) }, "config reloaded");
@@ -320,9 +355,7 @@ export class ProbeService {
     // and an answer queued behind a backlog of results would be stale when it arrived.
     for (const r of out.replies) {
       await this.#uplink?.publishNow(r.topic, r.payload, {
-        qos: 1,
-        retain: false,
-        expirySeconds: REPLY_EXPIRY_S,
+        ...REPLY_DELIVERY,
         correlationData: r.correlationData,
       });
     }
@@ -333,59 +366,35 @@ export class ProbeService {
 
   /** The retained `config`: connection-scoped like `state`, so published directly on every connect. */
   async #publishConfig(): Promise<void> {
-    const c = this.#config;
-    const payload: ConfigPayload = {
-      schema: 1,
-      at: this.#configAt,
-      boot_id: this.#who.bootId,
-      config_hash: configHash(c),
-      config: redactConfig(c),
-    };
-    const topic = baseTopic(c.site, c.probe) + TOPICS.config.topic;
-    await this.#uplink?.publishNow(topic, JSON.stringify(payload), {
-      qos: TOPICS.config.qos,
-      retain: TOPICS.config.retain,
-    });
+    await this.#publishDirect(configMessage(configPayload(this.#config, this.#who, this.#configAt)));
   }
 
+  /** One run: enveloped (clock corrected), kept, judged; events, health, LEDs follow. */
   #onRun(run: Run): void {
-    const store = this.#store;
-    const check = this.#config.checks.find((c) => c.name === run.check.name);
-    if (!store || !this.#tracker || !check) return;
-    let result = envelope(run, check.thresholds, this.#who);
-    // Started before a step seen since: same correction as the rows already in the outbox.
-    if (this.#lastStep && run.monoMs <= this.#lastStep.atMonoMs) {
-      const fixed = correctResult(JSON.stringify(result), this.#who.bootId, this.#lastStep);
-      if (fixed) result = JSON.parse(fixed) as typeof result;
-    }
-    let built: OutboxMessage | undefined;
-    try {
-      store.appendResult(result.check, (seq) => {
-        built = {
-          topic: `results/${result.check}`,
-          payload: JSON.stringify({ ...result, seq }),
-          qos: 1,
-          retain: false,
-          priority: 0,
-        };
-        return { message: built, summary: { ...result, seq } };
-      });
-    } catch (err) {
-      // Disk full or I/O error even after eviction: not kept, but HQ still gets it while connected.
-      this.#log.error({ err: String(err), check: result.check }, "could not store result");
-      if (built) this.#publishLive(built);
-    }
-    const transitions = this.#tracker.update({
-      check: result.check,
-      area: result.area,
-      status: result.status,
-      resultId: result.id,
-      reason: reasonOf(result),
-    });
+    if (!this.#tracker) return;
+    const result = envelope(run, this.#who, this.#lastStep);
+    this.#keepResult(result);
+    const transitions = this.#tracker.update(verdictOf(result));
     for (const t of transitions) this.#publishEvent(t);
     if (transitions.length > 0 || this.#storeReasonChanged()) this.#publishHealth();
     this.#uplink?.kick();
     this.#showLeds();
+  }
+
+  /** Store and outbox in one transaction; a result the store cannot keep goes out live (when connected). */
+  #keepResult(result: Omit<ResultPayload, "seq">): void {
+    let message: OutboxMessage | undefined;
+    try {
+      this.#store?.appendResult(result.check, (seq) => {
+        const numbered = { ...result, seq };
+        message = resultMessage(numbered);
+        return { message, summary: numbered };
+      });
+    } catch (err) {
+      // Disk full or I/O error even after eviction: not kept, but HQ still gets it while connected.
+      this.#log.error({ err: String(err), check: result.check }, "could not store result");
+      if (message) this.#publishLive(message);
+    }
   }
 
   /** The wall clock stepped (NTP, no RTC): results of this boot not yet delivered get corrected times. */
@@ -406,21 +415,7 @@ export class ProbeService {
 
   /** A damaged database was moved aside (store.ts): an event for HQ, and health says so. */
   #onQuarantine(q: Quarantine): void {
-    const event: StoreQuarantinedEvent = {
-      schema: 1,
-      type: "store_quarantined",
-      at: new Date().toISOString(),
-      boot_id: this.#who.bootId,
-      mono_ms: monoMs(),
-      reason: `damaged database moved to ${q.movedTo}; a new buffer started at seq ${q.nextSeq}`,
-      file: q.file,
-      moved_to: q.movedTo,
-      problem: q.problem,
-      undelivered_rows: q.undeliveredRows,
-      next_seq: q.nextSeq,
-      seq_from: q.seqFrom,
-    };
-    this.#enqueue({ topic: "events", payload: JSON.stringify(event), qos: 1, retain: false, priority: 2 });
+    this.#enqueue(eventMessage(quarantineEvent(q, this.#who)));
     this.#storeReasonChanged();
     this.#publishHealth();
     this.#showLeds();
@@ -450,27 +445,18 @@ export class ProbeService {
 
   /** A message the store could not keep goes out directly while connected (at most once, no replay). */
   #publishLive(m: OutboxMessage): void {
-    const uplink = this.#uplink;
-    if (!uplink?.connected) return;
+    if (this.#uplink?.connected) void this.#publishDirect(m);
+  }
+
+  /** Publishes past the outbox: connection-scoped messages, or what the store could not keep. */
+  async #publishDirect(m: DirectMessage): Promise<void> {
     const topic = baseTopic(this.#config.site, this.#config.probe) + m.topic;
-    void uplink.publishNow(topic, m.payload, { qos: m.qos, retain: m.retain });
+    await this.#uplink?.publishNow(topic, m.payload, { qos: m.qos, retain: m.retain });
   }
 
   #publishEvent(t: Transition): void {
-    const event: EventPayload = {
-      schema: 1,
-      type: "area_transition",
-      at: new Date().toISOString(),
-      boot_id: this.#who.bootId,
-      mono_ms: monoMs(),
-      area: t.area,
-      from: t.from,
-      to: t.to,
-      reason: t.reason,
-      result_id: t.resultId,
-    };
     this.#log.info({ area: t.area, from: t.from, to: t.to, reason: t.reason }, "area changed");
-    this.#enqueue({ topic: "events", payload: JSON.stringify(event), qos: 1, retain: false, priority: 2 });
+    this.#enqueue(eventMessage(transitionEvent(t, this.#who)));
   }
 
   #health(): HealthPayload {
@@ -526,7 +512,7 @@ export class ProbeService {
       // Disk full or I/O error: `netprobe status` shows the previous health; HQ gets this one.
       this.#log.warn({ err: String(err) }, "could not save health for netprobe status");
     }
-    this.#enqueue({ topic: "health", payload: JSON.stringify(health), qos: 1, retain: true, priority: 1 });
+    this.#enqueue(healthMessage(health));
   }
 
   #saveUplinkState(connected: boolean): void {
@@ -549,10 +535,6 @@ export class ProbeService {
     }
   }
 
-  #state(state: "online" | "offline"): StatePayload {
-    return { schema: 1, state, version: VERSION, boot_id: this.#who.bootId, started_at: this.#startedAt };
-  }
-
   #showLeds(): void {
     if (!this.#leds || !this.#tracker) return;
     const now = Date.now();
@@ -561,7 +543,7 @@ export class ProbeService {
         a,
         areaLook(s.state, s.since, now, this.#config.leds.recent_change_ms),
       ]),
-    ) as Record<Area | "status", LedLook>;
+    ) as PanelLooks;
     leds.status = statusLook(this.#uplink?.connected ?? false, this.#storeCondition()?.trouble ?? false);
     this.#leds.show(leds);
   }
@@ -570,27 +552,8 @@ export class ProbeService {
 /** Top-level config sections a reload cannot change: they name the probe, its database and its LEDs. */
 const RESTART_ONLY: readonly (keyof Config)[] = ["site", "probe", "store", "leds", "stamp_reflector"];
 
-/** The enabled checks of a config, as the scheduler runs them. */
-function scheduledChecks(c: Config): ScheduledCheck[] {
-  return c.checks
-    .filter((ch) => ch.enabled)
-    .map((ch) => {
-      const kind = checkKind(ch.kind);
-      if (!kind) throw new Error(`checks: unknown kind ${ch.kind}`); // config validation rules this out
-      return {
-        name: ch.name,
-        kind,
-        target: ch.target,
-        area: ch.area,
-        intervalMs: ch.interval_ms,
-        timeoutMs: ch.timeout_ms,
-        jitter: ch.jitter,
-        options: ch.options,
-        ...((ch.fail_after ?? kind.failAfter) ? { failAfter: ch.fail_after ?? kind.failAfter } : {}),
-        ...(ch.recover_after === undefined ? {} : { recoverAfter: ch.recover_after }),
-      };
-    });
-}
+const mqttUplink: UplinkFactory = (settings, base, outbox, state, log) =>
+  new MqttUplink(settings, base, outbox, state, log);
 
 function newTracker(c: Config, checks: readonly ScheduledCheck[]): AreaTracker {
   return new AreaTracker(checks, { failAfter: c.areas.fail_after, recoverAfter: c.areas.recover_after });

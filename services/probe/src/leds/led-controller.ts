@@ -3,8 +3,8 @@
  * show (from area states); the controller lays whole-panel patterns over that for a while — the
  * lamp test, `identify` — and restores the latest panel when they end. Backends only draw looks.
  */
-import type { LedSink } from "../service.ts";
-import { PANEL_LEGEND, uniformPanel, type PanelLooks } from "../../../contract/src/led-table.ts";
+import type { LedSink } from "./led-sink.ts";
+import { PANEL_LEGEND, uniformPanel, type PanelLooks } from "./led-table.ts";
 
 /** What the panel is doing. */
 export type LedMode = "normal" | "lamp-test" | "identify" | "stopped";

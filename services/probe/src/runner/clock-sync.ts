@@ -77,17 +77,40 @@ export class ClockWatch {
   }
 }
 
+/** What a clock correction reads of a result: its boot, monotonic start and wall-clock start. */
+export interface ClockStamp {
+  boot_id?: unknown;
+  mono_ms?: unknown;
+  started_at?: unknown;
+}
+
 /**
- * The corrected payload of one stored result after a step, or null when it needs none: another
- * boot, made after the step, or a timestamp already within the threshold of the corrected one.
+ * The wall-clock start of a result after a step, recomputed from `mono_ms` and the offset learned
+ * after the step; null when it needs none: another boot, started after the step, or a timestamp
+ * already within the threshold of the corrected one. The one rule for results still being made
+ * (runner/result.ts) and results already in the outbox ({@link correctResult}).
  */
+export function correctedStart(
+  r: ClockStamp,
+  bootId: string,
+  step: ClockStep,
+  thresholdMs = STEP_THRESHOLD_MS,
+): string | null {
+  if (r.boot_id !== bootId || typeof r.mono_ms !== "number" || r.mono_ms > step.atMonoMs) return null;
+  const corrected = r.mono_ms + step.toOffsetMs;
+  const was = typeof r.started_at === "string" ? Date.parse(r.started_at) : NaN;
+  if (Math.abs(was - corrected) <= thresholdMs) return null;
+  return new Date(corrected).toISOString();
+}
+
+/** The corrected payload of one stored result after a step, or null when it needs none ({@link correctedStart}). */
 export function correctResult(
   payload: string,
   bootId: string,
   step: ClockStep,
   thresholdMs = STEP_THRESHOLD_MS,
 ): string | null {
-  let r: { boot_id?: unknown; mono_ms?: unknown; started_at?: unknown; clock?: unknown } | null;
+  let r: ClockStamp | null;
   try {
     r = JSON.parse(payload) as typeof r;
   } catch {
@@ -95,9 +118,6 @@ export function correctResult(
   }
   // A row whose payload is JSON but not an object (`null`, a number) is not a result to correct.
   if (typeof r !== "object" || r === null) return null;
-  if (r.boot_id !== bootId || typeof r.mono_ms !== "number" || r.mono_ms > step.atMonoMs) return null;
-  const corrected = r.mono_ms + step.toOffsetMs;
-  const was = typeof r.started_at === "string" ? Date.parse(r.started_at) : NaN;
-  if (Math.abs(was - corrected) <= thresholdMs) return null;
-  return JSON.stringify({ ...r, started_at: new Date(corrected).toISOString(), clock: "corrected" });
+  const startedAt = correctedStart(r, bootId, step, thresholdMs);
+  return startedAt === null ? null : JSON.stringify({ ...r, started_at: startedAt, clock: "corrected" });
 }

@@ -1,8 +1,9 @@
 import { ulid } from "ulid";
-import type { ResultPayload } from "../../../contract/src/payloads.ts";
-import { clockFlag } from "./clock-sync.ts";
+import type { ResultPayload } from "../contract/payloads.ts";
+import type { Verdict } from "./area-state.ts";
+import { clockFlag, correctedStart, type ClockStep } from "./clock-sync.ts";
 import type { Run } from "./scheduler.ts";
-import { applyThresholds, type Threshold } from "./thresholds.ts";
+import { applyThresholds } from "./thresholds.ts";
 
 /** Who produced a result: the identity every envelope carries. */
 export interface ProbeIdentity {
@@ -12,16 +13,24 @@ export interface ProbeIdentity {
   version: string;
 }
 
-/** A result envelope before the store assigns its `seq`. */
-export type UnsequencedResult = Omit<ResultPayload, "seq">;
-
-/** Wraps one run into the shared envelope (docs/architecture.md, "Result envelope"), thresholds applied. */
-export function envelope(
-  run: Run,
-  thresholds: Readonly<Record<string, Threshold>>,
-  who: ProbeIdentity,
-): UnsequencedResult {
-  const m = applyThresholds(run.measurement, thresholds);
+/**
+ * Wraps one run into the shared envelope (docs/architecture.md, "Result envelope"): the check's
+ * thresholds applied, and, when the wall clock stepped after the run started (`clockStep`, the
+ * last step seen), `started_at` recomputed from `mono_ms` and flagged `corrected` — the same rule
+ * the rows already in the outbox get (clock-sync.ts). Everything but `seq`, which the store
+ * assigns in the transaction that keeps the result.
+ */
+export function envelope(run: Run, who: ProbeIdentity, clockStep?: ClockStep): Omit<ResultPayload, "seq"> {
+  const m = applyThresholds(run.measurement, run.check.thresholds ?? {});
+  const startedAt = run.startedAt.toISOString();
+  const corrected = clockStep
+    ? correctedStart(
+        { boot_id: who.bootId, mono_ms: run.monoMs, started_at: startedAt },
+        who.bootId,
+        clockStep,
+      )
+    : null;
+  const clock = corrected === null ? clockFlag(run.startedAt.getTime()) : "corrected";
   return {
     schema: 1,
     id: ulid(),
@@ -31,10 +40,10 @@ export function envelope(
     kind: run.check.kind.kind,
     area: run.check.area,
     target: run.check.target,
-    started_at: run.startedAt.toISOString(),
+    started_at: corrected ?? startedAt,
     boot_id: who.bootId,
     mono_ms: run.monoMs,
-    ...(clockFlag(run.startedAt.getTime()) ? { clock: clockFlag(run.startedAt.getTime()) } : {}),
+    ...(clock ? { clock } : {}),
     duration_ms: run.durationMs,
     status: m.status,
     metrics: m.metrics,
@@ -45,7 +54,12 @@ export function envelope(
 }
 
 /** One line a human reads: why a result is not ok. */
-export function reasonOf(r: UnsequencedResult): string {
+export function reasonOf(r: Pick<ResultPayload, "check" | "status" | "error">): string {
   if (r.status === "ok") return `${r.check}: ok`;
   return `${r.check}: ${r.error ? `${r.error.code}: ${r.error.message}` : r.status}`;
+}
+
+/** What the area tracker takes of a result (area-state.ts). */
+export function verdictOf(r: Omit<ResultPayload, "seq">): Verdict {
+  return { check: r.check, area: r.area, status: r.status, resultId: r.id, reason: reasonOf(r) };
 }

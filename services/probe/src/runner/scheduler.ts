@@ -2,6 +2,7 @@ import type { Area, CheckContext, CheckKind, Measurement } from "../checks/check
 import { runInCheck } from "../crash-guard.ts";
 import type { Logger } from "../../../contract/src/log.ts";
 import { monoMs } from "./clock.ts";
+import type { Threshold } from "./thresholds.ts";
 
 /** One configured check as the scheduler needs it. */
 export interface ScheduledCheck {
@@ -18,9 +19,11 @@ export interface ScheduledCheck {
   failAfter?: number;
   /** Per-check hysteresis override (config `recover_after`). */
   recoverAfter?: number;
+  /** Bounds that turn metrics into warn/fail (config `thresholds`); absent: none. */
+  thresholds?: Readonly<Record<string, Threshold>>;
 }
 
-/** One finished run, before thresholds and the envelope are applied. */
+/** One finished run of a check: what it measured, and when; thresholds and the envelope come next (result.ts). */
 export interface Run {
   check: ScheduledCheck;
   startedAt: Date;
@@ -126,23 +129,38 @@ export class Scheduler {
   }
 
   async #runOnce(c: ScheduledCheck, onDemand: boolean): Promise<void> {
-    const startedAt = new Date();
-    const t0 = monoMs();
-    const signal = AbortSignal.any([AbortSignal.timeout(c.timeoutMs), this.#stop.signal]);
-    const measurement = await measure(
+    const run = await runOnce(
       c,
       onDemand ? { ...this.#ctx, onDemand } : this.#ctx,
-      signal,
       this.#log,
+      this.#stop.signal,
     );
-    if (this.#stop.signal.aborted && measurement.status !== "ok") return; // shutting down: not a verdict
+    if (this.#stop.signal.aborted && run.measurement.status !== "ok") return; // shutting down: not a verdict
     try {
-      this.#onRun({ check: c, startedAt, monoMs: t0, durationMs: round3(monoMs() - t0), measurement });
+      this.#onRun(run);
     } catch (err) {
       // Storing or publishing failed: that is the service's to report, not a reason to stop probing.
       this.#log.error({ check: c.name, err }, "handling a result failed");
     }
   }
+}
+
+/**
+ * One run of one check within its timeout (and until `stop` aborts it), timed on the monotonic
+ * clock: the scheduler's runs and `netprobe check` alike. Never rejects (see {@link measure}).
+ */
+export async function runOnce(
+  c: ScheduledCheck,
+  ctx: CheckContext,
+  log: Logger,
+  stop?: AbortSignal,
+): Promise<Run> {
+  const startedAt = new Date();
+  const t0 = monoMs();
+  const timeout = AbortSignal.timeout(c.timeoutMs);
+  const signal = stop ? AbortSignal.any([timeout, stop]) : timeout;
+  const measurement = await measure(c, ctx, signal, log);
+  return { check: c, startedAt, monoMs: t0, durationMs: round3(monoMs() - t0), measurement };
 }
 
 /**

@@ -26,9 +26,12 @@ import type { Area } from "../checks/check.ts";
 import { canonicalJson } from "../config/redact.ts";
 import type { Config } from "../config/schema.ts";
 import {
-  COMMANDS,
+  ConfigCommand,
   IDENTIFY_DEFAULT_S,
+  IdentifyCommand,
+  ReloadCommand,
   REQUEST_ID_PATTERN,
+  RunCommand,
   SCHEMA_VERSION,
   replyTopic,
   type CommandErrorCode,
@@ -128,12 +131,101 @@ interface Remembered {
   reply: Promise<ReplyPayload>;
 }
 
-/** A command that passed its schema, by name. */
-type ValidCommand =
-  | { name: "run"; check?: string; area?: Area }
-  | { name: "identify"; durationS: number }
-  | { name: "reload" }
-  | { name: "config" };
+/** What carrying out one command came to: the reply's result, or its error. */
+type Executed =
+  | { ok: true; result: NonNullable<ReplyPayload["result"]>; after?: () => Promise<void> }
+  | { ok: false; code: CommandErrorCode; message: string; problems?: string[] };
+
+/** What a command's `execute` may use. */
+interface ExecuteContext {
+  target: CommandTarget;
+  now: () => number;
+  /** The target's reload, overlapping requests coalesced (CommandProcessor). */
+  reload: () => Promise<ReloadOutcome>;
+}
+
+/** One HQ command: its payload schema, the rules the schema cannot state, its parse and its effect. */
+interface CommandSpec<Args> {
+  schema: TSchema;
+  /** Rules JSON Schema states but TypeBox's checker does not apply, as `path: what`. */
+  rules?: (payload: Record<string, unknown>) => string[];
+  /** The arguments of a payload that passed `schema` and `rules`. */
+  parse: (payload: Record<string, unknown>) => Args;
+  execute: (args: Args, ctx: ExecuteContext) => Executed | Promise<Executed>;
+}
+
+/** A command spec with its argument type erased, so the table can hold every command. */
+interface Command {
+  schema: TSchema;
+  rules: (payload: Record<string, unknown>) => string[];
+  run: (payload: Record<string, unknown>, ctx: ExecuteContext) => Promise<Executed>;
+}
+
+function command<Args>(spec: CommandSpec<Args>): Command {
+  return {
+    schema: spec.schema,
+    rules: spec.rules ?? (() => []),
+    run: async (payload, ctx) => spec.execute(spec.parse(payload), ctx),
+  };
+}
+
+/**
+ * Every command from HQ, each declared once: adding one is an entry here (plus its payload schema
+ * and reply result in the contract). `satisfies` makes a contract command without an entry a type error.
+ */
+const COMMAND_TABLE = {
+  run: command({
+    schema: RunCommand,
+    // RunCommand's `oneOf`: TypeBox's checker ignores it.
+    rules: (p) => ("check" in p === "area" in p ? ["(payload): set exactly one of check, area"] : []),
+    parse: (p): { check: string } | { area: Area } =>
+      typeof p.check === "string" ? { check: p.check } : { area: p.area as Area },
+    execute: (a, { target }) => {
+      if ("check" in a) {
+        const started = target.runCheck(a.check);
+        if (!started)
+          return { ok: false, code: "unknown_check", message: `no enabled check named ${a.check}` };
+        return { ok: true, result: { started } };
+      }
+      const started = target.runArea(a.area);
+      if (started.length === 0)
+        return { ok: false, code: "unknown_area", message: `no enabled check in area ${a.area}` };
+      return { ok: true, result: { started } };
+    },
+  }),
+  identify: command({
+    schema: IdentifyCommand,
+    parse: (p) => ({ durationS: typeof p.duration_s === "number" ? p.duration_s : IDENTIFY_DEFAULT_S }),
+    execute: ({ durationS }, { target, now }) => {
+      target.identify(durationS * 1000);
+      return {
+        ok: true,
+        result: { duration_s: durationS, until: new Date(now() + durationS * 1000).toISOString() },
+      };
+    },
+  }),
+  reload: command({
+    schema: ReloadCommand,
+    parse: () => ({}),
+    execute: async (_, { reload }) => {
+      const r = await reload();
+      if (!r.ok) return { ok: false, code: r.code, message: r.message, problems: r.problems };
+      return {
+        ok: true,
+        result: { config_hash: r.hash, changed: r.changed },
+        ...(r.after ? { after: r.after } : {}),
+      };
+    },
+  }),
+  config: command({
+    schema: ConfigCommand,
+    parse: () => ({}),
+    execute: (_, { target }) => {
+      const { config, hash } = target.effectiveConfig();
+      return { ok: true, result: { config_hash: hash, config } };
+    },
+  }),
+} as const satisfies Record<CommandName, Command>;
 
 /** Validates, de-duplicates and runs commands; never throws for anything a publisher can send. */
 export class CommandProcessor {
@@ -315,43 +407,22 @@ export class CommandProcessor {
     payload: unknown,
     requestId: string,
   ): Promise<{ reply: ReplyPayload; after?: () => Promise<void> }> {
-    const fail = (code: CommandErrorCode, message: string, problems?: string[]) => ({
-      reply: this.#reply(command, requestId, { code, message, ...(problems ? { problems } : {}) }),
-    });
     const valid = validateCommand(name, payload);
-    if (!valid.ok) return fail(valid.code, valid.message, valid.problems);
-    const c = valid.command;
-    const t = this.#o.target;
-    switch (c.name) {
-      case "run": {
-        if (c.check !== undefined) {
-          const started = t.runCheck(c.check);
-          if (!started) return fail("unknown_check", `no enabled check named ${c.check}`);
-          return { reply: this.#reply(command, requestId, undefined, { started }) };
-        }
-        const area = c.area as Area;
-        const started = t.runArea(area);
-        if (started.length === 0) return fail("unknown_area", `no enabled check in area ${area}`);
-        return { reply: this.#reply(command, requestId, undefined, { started }) };
-      }
-      case "identify": {
-        t.identify(c.durationS * 1000);
-        const until = new Date(this.#o.now() + c.durationS * 1000).toISOString();
-        return { reply: this.#reply(command, requestId, undefined, { duration_s: c.durationS, until }) };
-      }
-      case "reload": {
-        const r = await this.#reload();
-        if (!r.ok) return fail(r.code, r.message, r.problems);
-        return {
-          reply: this.#reply(command, requestId, undefined, { config_hash: r.hash, changed: r.changed }),
-          ...(r.after ? { after: r.after } : {}),
-        };
-      }
-      case "config": {
-        const { config, hash } = t.effectiveConfig();
-        return { reply: this.#reply(command, requestId, undefined, { config_hash: hash, config }) };
-      }
+    const done: Executed = valid.ok
+      ? await valid.command.run(valid.payload, {
+          target: this.#o.target,
+          now: this.#o.now,
+          reload: () => this.#reload(),
+        })
+      : valid;
+    if (!done.ok) {
+      const { code, message, problems } = done;
+      return { reply: this.#reply(command, requestId, { code, message, ...(problems ? { problems } : {}) }) };
     }
+    return {
+      reply: this.#reply(command, requestId, undefined, done.result),
+      ...(done.after ? { after: done.after } : {}),
+    };
   }
 
   /**
@@ -460,67 +531,38 @@ export class CommandProcessor {
 
 /** The outcome of validating one command payload. */
 export type CommandValidation =
-  | { ok: true; command: ValidCommand }
+  | { ok: true; command: Command; payload: Record<string, unknown> }
   | { ok: false; code: "unknown_command" | "invalid_command"; message: string; problems?: string[] };
 
-/**
- * Checks a parsed payload against the schema of `cmd/<name>` and the rules JSON Schema states but
- * TypeBox's checker does not apply (run: exactly one of check, area). Every problem at once.
- */
+/** Checks a parsed payload against the schema and rules of `cmd/<name>`. Every problem at once. */
 export function validateCommand(name: string, payload: unknown): CommandValidation {
-  if (!Object.hasOwn(COMMANDS, name)) {
+  if (!Object.hasOwn(COMMAND_TABLE, name)) {
     return {
       ok: false,
       code: "unknown_command",
-      message: `unknown command ${JSON.stringify(clip(name))}; known: ${Object.keys(COMMANDS).join(", ")}`,
+      message: `unknown command ${JSON.stringify(clip(name))}; known: ${Object.keys(COMMAND_TABLE).join(", ")}`,
     };
   }
-  const commandName = name as CommandName;
-  const schema: TSchema = COMMANDS[commandName];
+  const command: Command = COMMAND_TABLE[name as CommandName];
   const problems: string[] = [];
   if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
     problems.push(`(payload): must be a JSON object, got ${jsonType(payload)}`);
   } else {
-    for (const e of Value.Errors(schema, payload)) {
+    for (const e of Value.Errors(command.schema, payload)) {
       if (problems.length >= MAX_PROBLEMS) break;
       problems.push(problemText(e.path, e.message, e.value));
     }
-    const p = payload as Record<string, unknown>;
-    if (commandName === "run" && "check" in p === "area" in p)
-      problems.push("(payload): set exactly one of check, area");
+    problems.push(...command.rules(payload as Record<string, unknown>));
   }
   if (problems.length > 0) {
     return {
       ok: false,
       code: "invalid_command",
-      message: `invalid ${commandName} command: ${problems.length} problem${problems.length === 1 ? "" : "s"}`,
+      message: `invalid ${name} command: ${problems.length} problem${problems.length === 1 ? "" : "s"}`,
       problems,
     };
   }
-  const p = payload as Record<string, unknown>;
-  switch (commandName) {
-    case "run":
-      return {
-        ok: true,
-        command: {
-          name: "run",
-          ...(typeof p.check === "string" ? { check: p.check } : {}),
-          ...(typeof p.area === "string" ? { area: p.area as Area } : {}),
-        },
-      };
-    case "identify":
-      return {
-        ok: true,
-        command: {
-          name: "identify",
-          durationS: typeof p.duration_s === "number" ? p.duration_s : IDENTIFY_DEFAULT_S,
-        },
-      };
-    case "reload":
-      return { ok: true, command: { name: "reload" } };
-    case "config":
-      return { ok: true, command: { name: "config" } };
-  }
+  return { ok: true, command, payload: payload as Record<string, unknown> };
 }
 
 /**
