@@ -1,7 +1,7 @@
 // The service's uplink without a broker: it drains the real outbox as MqttUplink does (peek, then
 // ack, as if every PUBACK came back) while "connected", and records every publish with its flags.
 import { EventEmitter } from "node:events";
-import type { Logger } from "../../services/probe/src/log.ts";
+import type { Logger } from "../../services/contract/src/log.ts";
 import type { Uplink, UplinkFactory } from "../../services/probe/src/service.ts";
 import type {
   DirectPublish,
@@ -65,7 +65,7 @@ export class FakeUplink extends EventEmitter<UplinkEvents> implements Uplink {
       const rows = this.#outbox.peek(0, 64);
       if (rows.length === 0) return;
       for (const r of rows) this.#record(this.#base + r.topic, r.payload, r, "outbox");
-      this.#outbox.ack(rows.map((r) => r.id));
+      this.#outbox.ackRange(rows[0]!.id, rows.at(-1)!.id);
     }
   }
 

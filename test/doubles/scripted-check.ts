@@ -3,7 +3,7 @@
 import { Type } from "@sinclair/typebox";
 import type { CheckKind, Measurement } from "../../services/probe/src/checks/check.ts";
 import type { LedSink } from "../../services/probe/src/leds/led-sink.ts";
-import type { PanelLooks } from "../../services/probe/src/leds/led-table.ts";
+import type { PanelLooks } from "../../services/contract/src/led-table.ts";
 
 /** The scripted kind, how many runs it has started, and a gate to hold the next run open. */
 export function scriptedKind(kind: string, script: Measurement[]) {

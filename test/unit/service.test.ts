@@ -11,9 +11,9 @@ import type {
   HealthPayload,
   ReplyPayload,
   ResultPayload,
-} from "../../services/probe/src/contract/payloads.ts";
-import { lookName } from "../../services/probe/src/leds/led-table.ts";
-import { silentLogger } from "../../services/probe/src/log.ts";
+} from "../../services/contract/src/payloads.ts";
+import { lookName } from "../../services/contract/src/led-table.ts";
+import { silentLogger } from "../../services/contract/src/log.ts";
 import { monoMs } from "../../services/probe/src/runner/clock.ts";
 import type { Clock } from "../../services/probe/src/runner/clock-sync.ts";
 import { ProbeService } from "../../services/probe/src/service.ts";

@@ -8,7 +8,7 @@ import {
   StatePayload,
   TOPICS,
   type ResultPayload,
-} from "../../../services/probe/src/contract/payloads.ts";
+} from "../../../services/contract/src/payloads.ts";
 import {
   configMessage,
   configPayload,

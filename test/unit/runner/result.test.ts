@@ -2,7 +2,7 @@
 import { Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { describe, expect, it } from "vitest";
-import { ResultPayload } from "../../../services/probe/src/contract/payloads.ts";
+import { ResultPayload } from "../../../services/contract/src/payloads.ts";
 import { envelope, reasonOf, verdictOf } from "../../../services/probe/src/runner/result.ts";
 import type { Run } from "../../../services/probe/src/runner/scheduler.ts";
 

@@ -3,7 +3,7 @@
  * service blinks them: one timer, armed for the next edge of any blinking LED, writes only the
  * lines that change, so an idle panel costs nothing and every LED blinks in phase.
  */
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../../contract/src/log.ts";
 import type { LedSink } from "./led-sink.ts";
 import type { BoardId, PinMap } from "./board-profiles.ts";
 import { GPIO_SYSFS, resolveGpioChip, sysfsNumber, type ResolvedChip } from "./gpio-chip.ts";

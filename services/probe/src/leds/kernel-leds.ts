@@ -7,7 +7,7 @@
  */
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../../contract/src/log.ts";
 import type { LedSink } from "./led-sink.ts";
 import { GpioUnavailableError } from "./gpio-chip.ts";
 import { blinkHalfPeriod, channelsOf, type BlinkTiming } from "./led-pattern.ts";

@@ -4,7 +4,7 @@
  * reason is logged and reported in `health.leds.problem`.
  */
 import type { Config } from "../config/schema.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../../contract/src/log.ts";
 import type { LedSink } from "./led-sink.ts";
 import { GPIO_SYSFS, resolveGpioChip, sysfsNumber } from "./gpio-chip.ts";
 import { openGpioLeds } from "./gpio-leds.ts";

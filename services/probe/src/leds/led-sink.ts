@@ -1,4 +1,4 @@
-import type { PanelLooks } from "./led-table.ts";
+import type { PanelLooks } from "../../../contract/src/led-table.ts";
 
 /** Something that shows the panel: the terminal panel, onoff GPIO or kernel LEDs. */
 export interface LedSink {

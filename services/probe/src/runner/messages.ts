@@ -15,7 +15,7 @@ import {
   type StatePayload,
   type StoreQuarantinedEvent,
   type TopicKey,
-} from "../contract/payloads.ts";
+} from "../../../contract/src/payloads.ts";
 import type { OutboxMessage, Priority, Quarantine } from "../store/store.ts";
 import type { Transition } from "./area-state.ts";
 import { monoMs } from "./clock.ts";
