@@ -18,6 +18,7 @@ APT_PACKAGES=(
   faketime
   rabbitmq-server
   iperf3
+  prometheus prometheus-alertmanager
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -37,7 +38,7 @@ install_apt() {
   fi
   # Debian starts these as system services; the lab runs its own instances inside namespaces.
   # rabbitmq-server pulls in Erlang's epmd, which Debian enables as a socket-activated service.
-  for svc in mosquitto dnsmasq lldpd kamailio prometheus-blackbox-exporter rabbitmq-server epmd.socket epmd; do
+  for svc in mosquitto dnsmasq lldpd kamailio prometheus-blackbox-exporter prometheus prometheus-alertmanager rabbitmq-server epmd.socket epmd; do
     if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled "$svc" >/dev/null 2>&1; then
       systemctl disable --now "$svc" >/dev/null 2>&1 || true
     fi

@@ -1,6 +1,7 @@
 // `netprobe hq serve|watch`: the headquarters fleet service and its terminal view.
 import { Command, Option } from "commander";
 import { createLogger, silentLogger, type Logger } from "../../probe/src/log.ts";
+import { Alerting } from "./alerts/alerting.ts";
 import { Fleet, type ProbeView } from "./fleet.ts";
 import { connectFleet } from "./fleet-link.ts";
 import { HqConfigError, loadHqConfig, type HqConfig, type HqFlags } from "./hq-config.ts";
@@ -115,10 +116,18 @@ export function hqCommand(): Command {
         console.error(err instanceof HqConfigError ? err.message : `cannot set up access: ${String(err)}`);
         process.exit(EXIT_USAGE);
       }
+      let alerting: Alerting;
+      try {
+        alerting = new Alerting(cfg, fleet, () => link.status, log.child({ part: "alerts" }));
+      } catch (err) {
+        console.error(err instanceof HqConfigError ? err.message : `cannot set up alerts: ${String(err)}`);
+        process.exit(EXIT_USAGE);
+      }
       const link = connectFleet(cfg, fleet, log);
+      alerting.start();
       let web;
       try {
-        web = await serveFleetWeb(fleet, () => link.status, cfg, log, access);
+        web = await serveFleetWeb(fleet, () => link.status, cfg, log, access, alerting);
       } catch (err) {
         log.fatal({ err: String(err), host: cfg.http.host, port: cfg.http.port }, "cannot serve the page");
         await link.stop();
@@ -137,6 +146,7 @@ export function hqCommand(): Command {
       log.info({ signal, counters: fleet.counters }, "stopping");
       setTimeout(() => process.exit(1), 5000).unref();
       await web.close();
+      alerting.stop();
       await link.stop();
       process.exit(0);
     });
