@@ -29,7 +29,7 @@ describe("shipped alert rules and Alertmanager config", () => {
     const r = run("promtool", ["check", "config", "--syntax-only", "prometheus.yml"], prom);
     expect(r.status, r.out).toBe(0);
   });
-  it("amtool check-config: grouping by site, six inhibition rules", () => {
+  it("amtool check-config: grouping by site and incident, six inhibition rules", () => {
     const r = run("amtool", ["check-config", "alertmanager.yml"], join(DEPLOY, "alertmanager"));
     expect(r.out).toContain("6 inhibit rules");
     expect(r.status).toBe(0);
