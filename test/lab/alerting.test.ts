@@ -10,31 +10,25 @@
 // The probe's only path to HQ is that cable: HQ learns of the link failure from the outbox replayed
 // once it is back (docs/alerting.md, "What HQ can know"), so the notification follows the plug-in.
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, describe, expect, it } from "vitest";
-import { parse, stringify } from "yaml";
-import { labCredentials } from "../../scripts/lab/broker-tls.ts";
-import { ADDR, type FaultName } from "../../scripts/lab/lab.ts";
+import {
+  HQ_ADDR,
+  LAB_AREAS,
+  LAB_PROBE,
+  startAlertRig,
+  waitForAsync,
+  type AlertRig,
+} from "../../scripts/bench/alert-latency.ts";
+import type { FaultName } from "../../scripts/lab/lab.ts";
 import { useLab } from "./lab-fixture.ts";
 import { exited, startProbe, waitFor } from "./probe-harness.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-const CLI = join(ROOT, "services/probe/src/cli.ts");
-const HQ = `${ADDR.hq4}:8080`;
-const RECEIVER = `${ADDR.hq4}:9095`;
-const PROM = `${ADDR.hq4}:9090`;
-const AM = `${ADDR.hq4}:9093`;
 /** HQ's delay before a probe it cannot hear is an incident (alerts.unreachable_after_s). */
 const UNREACHABLE_AFTER_S = 25;
 
-/** One POST the receiver got: which path, when (ms, this machine's clock), the JSON body. */
-interface Hit {
-  path: "/hq" | "/am";
-  at: number;
-  body: Record<string, unknown>;
-}
 interface HqHit {
   status: string;
   incident: {
@@ -51,175 +45,31 @@ interface AmAlert {
   annotations: Record<string, string>;
 }
 
-// The receiver: every POST body as one JSON line on stdout.
-const RECEIVER_JS = `
-const http = require("node:http");
-http.createServer((req, res) => {
-  const chunks = [];
-  req.on("data", (c) => chunks.push(c));
-  req.on("end", () => {
-    process.stdout.write(JSON.stringify({ path: req.url, at: Date.now(), body: JSON.parse(Buffer.concat(chunks).toString() || "{}") }) + "\\n");
-    res.end("ok");
-  });
-}).listen(9095, "${ADDR.hq4}", () => process.stdout.write(JSON.stringify({ ready: true }) + "\\n"));
-`;
-
 describe("alerts through Prometheus + Alertmanager and through HQ's webhook", () => {
   const lab = useLab();
   const children: ChildProcess[] = [];
+  let rig: AlertRig | undefined;
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGTERM");
     await Promise.all(children.map((c) => exited(c)));
+    await rig?.stop();
   });
 
   it("cable, broker and DNS faults: one notification per incident and one resolve, on both paths", async () => {
-    const dir = join(lab().info.dir, "alerting");
-    mkdirSync(dir, { recursive: true });
-    const hits: Hit[] = [];
-    const spawnLogged = (name: string, argv: string[], log: string[]): ChildProcess => {
-      const c = lab().spawn("hq", argv, { stdio: ["ignore", "pipe", "pipe"] });
-      children.push(c);
-      createInterface({ input: c.stderr! }).on("line", (l) => log.push(l));
-      createInterface({ input: c.stdout! }).on("line", (l) => log.push(l));
-      c.once("exit", (code) => log.push(`${name} exited ${code}`));
-      return c;
-    };
-
-    // The receiver.
-    const receiverLog: string[] = [];
-    const receiver = lab().spawn("hq", [process.execPath, "-e", RECEIVER_JS], {
-      stdio: ["ignore", "pipe", "pipe"],
+    rig = await startAlertRig(lab(), {
+      unreachableAfterS: UNREACHABLE_AFTER_S,
+      settleS: 2,
+      resolveAfterS: 3,
     });
-    children.push(receiver);
-    createInterface({ input: receiver.stderr! }).on("line", (l) => receiverLog.push(l));
-    createInterface({ input: receiver.stdout! }).on("line", (l) => {
-      const m = JSON.parse(l) as Hit & { ready?: boolean };
-      if (m.ready) receiverLog.push("ready");
-      else hits.push(m);
-    });
-    await waitFor("webhook receiver listening", 10_000, () => receiverLog.includes("ready"));
-
-    // HQ with its own webhook, a viewer token for Prometheus and the operator token for curl.
-    const c = labCredentials(lab().info.dir, "hq");
-    const tokenFile = join(dir, "hq-token");
-    const promToken = join(dir, "prometheus.token");
-    const secretFile = join(dir, "webhook.secret");
-    writeFileSync(promToken, "prometheus-scrape-token-0123456789\n", { mode: 0o600 });
-    writeFileSync(secretFile, "lab-webhook-secret-0123456789\n", { mode: 0o600 });
-    const hqConfig = join(dir, "hq.yaml");
-    writeFileSync(
-      hqConfig,
-      stringify({
-        broker: { url: c.url, username: c.username, password: c.password, ca_file: c.ca_file },
-        auth: { token_file: tokenFile, tokens: [{ name: "prometheus", role: "viewer", file: promToken }] },
-        alerts: {
-          unreachable_after_s: UNREACHABLE_AFTER_S,
-          settle_s: 2,
-          resolve_after_s: 3,
-          webhooks: [{ name: "lab", url: `http://${RECEIVER}/hq`, secret_file: secretFile, backoff_s: 0.5 }],
-        },
-      }),
-      { mode: 0o600 },
-    );
-    const hqLog: string[] = [];
-    spawnLogged(
-      "hq",
-      [
-        process.execPath,
-        CLI,
-        "hq",
-        "serve",
-        "--config",
-        hqConfig,
-        "--cert",
-        c.cert_file,
-        "--key",
-        c.key_file,
-      ].concat(["--host", ADDR.hq4, "--port", "8080"]),
-      hqLog,
-    );
-    await waitFor("HQ serving and connected", 20_000, () =>
-      hqLog.some((l) => l.includes("connected to the fleet broker")),
-    );
-
-    // Prometheus with the shipped rules, 1 s scrape and evaluation.
-    const promConfig = join(dir, "prometheus.yml");
-    writeFileSync(
-      promConfig,
-      stringify({
-        global: { scrape_interval: "1s", evaluation_interval: "1s" },
-        rule_files: [join(ROOT, "deploy/prometheus/netprobe.rules.yml")],
-        alerting: { alertmanagers: [{ static_configs: [{ targets: [AM] }] }] },
-        scrape_configs: [
-          {
-            job_name: "netprobe-hq",
-            authorization: { type: "Bearer", credentials_file: promToken },
-            static_configs: [{ targets: [HQ] }],
-          },
-        ],
-      }),
-    );
-    const promLog: string[] = [];
-    spawnLogged(
-      "prometheus",
-      [
-        "prometheus",
-        `--config.file=${promConfig}`,
-        `--storage.tsdb.path=${join(dir, "tsdb")}`,
-        `--web.listen-address=${PROM}`,
-      ],
-      promLog,
-    );
-    // Alertmanager: the shipped config, its timings shortened for the test, the receiver in the lab.
-    const amYaml = parse(readFileSync(join(ROOT, "deploy/alertmanager/alertmanager.yml"), "utf8")) as {
-      route: Record<string, unknown>;
-      receivers: { webhook_configs: { url: string }[] }[];
-    };
-    Object.assign(amYaml.route, { group_wait: "1s", group_interval: "1s", repeat_interval: "1h" });
-    amYaml.receivers[0]!.webhook_configs[0]!.url = `http://${RECEIVER}/am`;
-    const amConfig = join(dir, "alertmanager.yml");
-    writeFileSync(amConfig, stringify(amYaml));
-    const amLog: string[] = [];
-    spawnLogged(
-      "alertmanager",
-      ["prometheus-alertmanager", `--config.file=${amConfig}`, `--storage.path=${join(dir, "am")}`].concat([
-        `--web.listen-address=${AM}`,
-        "--cluster.listen-address=",
-      ]),
-      amLog,
-    );
-
-    const token = () => readFileSync(tokenFile, "utf8").trim();
-    const curl = async (url: string, auth = true): Promise<string> => {
-      const args = [
-        "curl",
-        "-s",
-        "--max-time",
-        "3",
-        ...(auth ? ["-H", `Authorization: Bearer ${token()}`] : []),
-        url,
-      ];
-      return (await lab().exec("hq", args, { timeoutMs: 5000 })).stdout;
-    };
-    const metric = async (line: string) => (await curl(`http://${HQ}/metrics`)).includes(line);
-    // /metrics needs a token: none, 401; Prometheus' viewer token scrapes.
-    expect(await curl(`http://${HQ}/metrics`, false)).toContain("authentication required");
-    await waitForAsync(
-      "Prometheus scraping HQ (up == 1)",
-      30_000,
-      async () =>
-        (await curl(`http://${PROM}/api/v1/query?query=up`, false)).includes('"value":[') &&
-        (await curl(`http://${PROM}/api/v1/query?query=up%3D%3D1`, false)).includes("netprobe-hq"),
-    );
-    await waitForAsync("Alertmanager ready", 20_000, async () =>
-      (await curl(`http://${AM}/-/ready`, false)).includes("OK"),
-    );
+    const { hits, curl, metric } = rig;
+    // /metrics needs a token: none, 401 (Prometheus scrapes with its viewer token: the rig waited for up == 1).
+    expect(await curl(`http://${HQ_ADDR}/metrics`, false)).toContain("authentication required");
 
     // The probe, until every area is ok at HQ.
     const probe = startProbe(lab());
     children.push(probe);
-    const site = 'site="lab",probe="probe-1"';
-    for (const area of ["link", "lan", "dhcp", "dns", "wan", "phone"])
+    const site = LAB_PROBE;
+    for (const area of LAB_AREAS)
       await waitForAsync(`${area} ok at HQ`, 90_000, () =>
         metric(`netprobe_area_state{${site},area="${area}",state="ok"} 1`),
       );
@@ -263,7 +113,7 @@ describe("alerts through Prometheus + Alertmanager and through HQ's webhook", ()
     expect(a[0]!.alerts[0]!.annotations.summary).toBe("lab: link down (probe-1)");
     for (const dep of ["lan", "dhcp", "dns", "wan"])
       expect(a[0]!.alerts[0]!.annotations.dependent_areas).toContain(dep);
-    for (const area of ["link", "lan", "dhcp", "dns", "wan", "phone"])
+    for (const area of LAB_AREAS)
       await waitForAsync(`${area} ok again`, 60_000, () =>
         metric(`netprobe_area_state{${site},area="${area}",state="ok"} 1`),
       );
@@ -320,12 +170,3 @@ describe("alerts through Prometheus + Alertmanager and through HQ's webhook", ()
     writeFileSync(join(ROOT, "test-artifacts/alert-latency.json"), `${JSON.stringify(latency)}\n`);
   }, 600_000);
 });
-
-/** waitFor for an async condition. */
-async function waitForAsync(what: string, timeoutMs: number, fn: () => Promise<boolean>): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await fn().catch(() => false))) {
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
