@@ -20,6 +20,7 @@ APT_PACKAGES=(
   iperf3
   kea-dhcp4-server dsniff python3-scapy
   postgresql
+  prometheus prometheus-alertmanager
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -39,7 +40,7 @@ install_apt() {
   fi
   # Debian starts these as system services; the lab runs its own instances inside namespaces.
   # rabbitmq-server pulls in Erlang's epmd, which Debian enables as a socket-activated service.
-  for svc in postgresql mosquitto dnsmasq lldpd kea-dhcp4-server kamailio prometheus-blackbox-exporter rabbitmq-server epmd.socket epmd; do
+  for svc in postgresql mosquitto dnsmasq lldpd kea-dhcp4-server kamailio prometheus-blackbox-exporter prometheus prometheus-alertmanager rabbitmq-server epmd.socket epmd; do
     if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled "$svc" >/dev/null 2>&1; then
       systemctl disable --now "$svc" >/dev/null 2>&1 || true
     fi

@@ -1,8 +1,8 @@
 // One benchmark command (`npm run bench`, `-- --quick` for a short run): brings up its own lab,
 // runs every benchmark, prints one table (probe, peer on the same run, ratio, target from docs/architecture.md "Quality bars"
 // met or not) and writes it as JSON to bench-results/latest.json. Sections (--only a,b): store,
-// accuracy, icmp-wire, dhcp-wire, dns-wire, start-up, detection, drain, memory, flags, footprint
-// (drain, memory and flags: scripts/bench/uplink-bench.ts); each prints its
+// accuracy, icmp-wire, dhcp-wire, dns-wire, start-up, detection, drain, memory, flags, footprint,
+// alerting (drain, memory and flags: scripts/bench/uplink-bench.ts); each prints its
 // duration. Every packet stays inside the
 // lab's namespaces; every peer tool comes from scripts/setup.sh.
 import { spawn, type ChildProcess } from "node:child_process";
@@ -661,6 +661,32 @@ async function benchDnsWire(lab: Lab): Promise<void> {
   });
 }
 
+/** Fault → notification at the webhook, both paths (scripts/bench/alert-latency.ts; docs/alerting.md). */
+async function benchAlertLatency(lab: Lab): Promise<void> {
+  const j = await labScript<{ floor_ms: number; hq_median_ms: number; am_median_ms: number; runs: number }>(
+    lab,
+    "alert-latency.ts",
+    [QUICK ? "1" : "3"],
+  );
+  const floor = j.floor_ms;
+  row({
+    section: "alerting",
+    metric: `dns-down → notification at the webhook, HQ's own (median of ${j.runs}; floor ${floor} ms)`,
+    unit: "ms",
+    probe: j.hq_median_ms,
+    target: `≤ floor + 2000`,
+    met: j.hq_median_ms <= floor + 2000,
+  });
+  row({
+    section: "alerting",
+    metric: `dns-down → notification at the webhook, Prometheus + Alertmanager (median of ${j.runs}; floor ${floor} ms)`,
+    unit: "ms",
+    probe: j.am_median_ms,
+    target: `≤ floor + 15000`,
+    met: j.am_median_ms <= floor + 15_000,
+  });
+}
+
 /** Seconds each section took. */
 const durations: Record<string, number> = {};
 
@@ -681,7 +707,7 @@ async function main(): Promise<void> {
   await section("accuracy", () => benchIcmp());
   const labSections = [
     ...["icmp-wire", "dhcp-wire", "dns-wire", "start-up", "detection"],
-    ...["drain", "memory", "flags", "footprint"],
+    ...["drain", "memory", "flags", "footprint", "alerting"],
   ];
   if (labSections.some(want)) {
     const lab = await labUp({ ephemeral: true });
@@ -696,6 +722,7 @@ async function main(): Promise<void> {
       await section("memory", () => benchMemory(ctx));
       await section("flags", () => benchFlags(ctx));
       await section("footprint", () => benchFootprint(lab));
+      await section("alerting", () => benchAlertLatency(lab));
     } finally {
       await lab.down();
     }

@@ -1,6 +1,7 @@
 // `netprobe hq serve|watch`: the headquarters fleet service and its terminal view.
 import { Command, Option } from "commander";
 import { createLogger, silentLogger, type Logger } from "../../contract/src/log.ts";
+import { Alerting } from "./alerts/alerting.ts";
 import { Fleet, type ProbeView } from "./fleet.ts";
 import { connectFleet } from "./fleet-link.ts";
 import { HqConfigError, loadHqConfig, type HqConfig, type HqFlags } from "./hq-config.ts";
@@ -128,10 +129,18 @@ export function hqCommand(): Command {
         log.fatal({ err: String(err), engine: cfg.history.engine }, "cannot open the history store");
         process.exit(1);
       }
+      let alerting: Alerting;
+      try {
+        alerting = new Alerting(cfg, fleet, () => link.status, log.child({ part: "alerts" }));
+      } catch (err) {
+        console.error(err instanceof HqConfigError ? err.message : `cannot set up alerts: ${String(err)}`);
+        process.exit(EXIT_USAGE);
+      }
       const link = connectFleet(cfg, fleet, log, undefined, history);
+      alerting.start();
       let web;
       try {
-        web = await serveFleetWeb(fleet, () => link.status, cfg, log, access, store ?? undefined);
+        web = await serveFleetWeb(fleet, () => link.status, cfg, log, access, store ?? undefined, alerting);
       } catch (err) {
         log.fatal({ err: String(err), host: cfg.http.host, port: cfg.http.port }, "cannot serve the page");
         await link.stop();
@@ -156,6 +165,7 @@ export function hqCommand(): Command {
       setTimeout(() => process.exit(1), 5000).unref();
       await reports?.stop();
       await web.close();
+      alerting.stop();
       await link.stop();
       await history?.stop();
       process.exit(0);

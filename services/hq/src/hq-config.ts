@@ -204,6 +204,73 @@ export const HqConfigSchema = Type.Object(
         },
       ),
     ),
+    alerts: Type.Object(
+      {
+        unreachable_after_s: Type.Number({
+          minimum: 0,
+          default: 60,
+          description:
+            "a probe offline at HQ (or HQ without its broker) this long is a 'probe unreachable' incident",
+        }),
+        settle_s: Type.Number({
+          minimum: 0,
+          maximum: 300,
+          default: 2,
+          description:
+            "a new incident waits this long before it is announced, so its dependent areas fold in",
+        }),
+        resolve_after_s: Type.Number({
+          minimum: 0,
+          default: 30,
+          description: "an incident resolves after this long with no failing area",
+        }),
+        flap_window_s: Type.Number({
+          minimum: 0,
+          default: 600,
+          description:
+            "the same root failing again within this long after resolving re-opens the same incident",
+        }),
+        correlate_window_s: Type.Number({
+          minimum: 0,
+          default: 300,
+          description:
+            "WAN incidents of several sites opened within this long that share a failing target are one incident",
+        }),
+        notifications_per_site_hour: Type.Integer({
+          minimum: 1,
+          default: 20,
+          description:
+            "firing notifications per site per hour through HQ's own webhooks; further ones are counted, not sent",
+        }),
+        webhooks: Type.Array(
+          Type.Object(
+            {
+              name: Type.String({
+                pattern: "^[A-Za-z0-9_.-]{1,64}$",
+                description: "shown in logs instead of the URL",
+              }),
+              url: Type.String({ pattern: "^https?://", description: "receiver (POST, JSON)" }),
+              secret_file: Type.Optional(
+                Type.String({
+                  description: "file holding the HMAC-SHA256 key of the x-netprobe-signature header",
+                }),
+              ),
+              timeout_s: Type.Number({ exclusiveMinimum: 0, maximum: 60, default: 5 }),
+              max_attempts: Type.Integer({ minimum: 1, maximum: 20, default: 6 }),
+              backoff_s: Type.Number({
+                exclusiveMinimum: 0,
+                maximum: 60,
+                default: 1,
+                description: "first retry delay, doubled per attempt (at most 60 s)",
+              }),
+            },
+            { additionalProperties: false },
+          ),
+          { default: [], description: "HQ's own notification receivers (docs/alerting.md)" },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
   },
   { additionalProperties: false },
 );

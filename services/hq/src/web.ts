@@ -11,6 +11,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../../contract/src/log.ts";
+import type { Alerting } from "./alerts/alerting.ts";
+import { handleAlertRoute, isAlertRoute } from "./alerts/alerts-http.ts";
 import type { Fleet, FleetChange } from "./fleet.ts";
 import type { LinkStatus } from "./fleet-link.ts";
 import type { HistoryReader } from "./history/store.ts";
@@ -70,6 +72,7 @@ export async function serveFleetWeb(
   access: Access = new Access(cfg, log),
   /** The store the history routes read (web-history.ts); without it they answer 404. */
   history?: HistoryReader,
+  alerting?: Alerting,
 ): Promise<FleetWeb> {
   const { host, port, sse_clients: maxClients, sse_buffer_bytes: bufferCap } = cfg.http;
   const clients = new Map<ServerResponse, Principal>();
@@ -268,6 +271,18 @@ export async function serveFleetWeb(
       access.logout(cookie(req.headers.cookie, SESSION_COOKIE));
       res.writeHead(303, { location: "./", "set-cookie": access.cookie(""), ...SECURITY_HEADERS, ...hsts });
       res.end();
+      return;
+    }
+    // /metrics and the alert API (docs/alerting.md): their own methods and role checks.
+    if (alerting && isAlertRoute(url.pathname)) {
+      const who = access.principal(req);
+      if (!who) access.counters.unauthorized++;
+      handleAlertRoute(alerting, req, res, url, who, sameOrigin(req), (code, body, headers = {}) =>
+        json(res, code, body, { ...hsts, ...headers }),
+      ).catch((err: unknown) => {
+        log.error({ err: String(err) }, "alert request failed");
+        if (!res.headersSent) json(res, 500, { error: "internal" });
+      });
       return;
     }
     if (req.method !== "GET" && req.method !== "HEAD") return json(res, 405, { error: "GET only" }, hsts);
