@@ -139,10 +139,6 @@ function importCircles(root: string): string[] {
   return circles.sort();
 }
 
-// Circles known and being removed elsewhere; each entry must still exist (else delete it), so the
-// list can only shrink. led-controller needs service.ts only for the LedSink type: issue 16 moves it.
-const KNOWN_CIRCLES = ["services/probe/src/leds/led-controller.ts ↔ services/probe/src/service.ts"];
-
 describe("the layering of the tree", () => {
   it("no file under services/*/src imports from scripts/ or test/", () => {
     expect(productImportsOfTools(REPO)).toEqual([]);
@@ -157,10 +153,7 @@ describe("the layering of the tree", () => {
   });
 
   it("no import circle in services/", () => {
-    const circles = importCircles(REPO);
-    expect(circles.filter((c) => !KNOWN_CIRCLES.includes(c))).toEqual([]);
-    for (const known of KNOWN_CIRCLES)
-      expect(circles, `${known} is gone: delete it from KNOWN_CIRCLES`).toContain(known);
+    expect(importCircles(REPO)).toEqual([]);
   });
 });
 

@@ -2,12 +2,12 @@
 // its store, and HQ's own webhook sender. start()/stop() like the other long-lived parts; the web
 // server reads it for /metrics and the alert API (alerts-http.ts).
 import { readFileSync } from "node:fs";
-import type { Logger } from "../../../probe/src/log.ts";
+import type { Logger } from "../../../contract/src/log.ts";
 import type { Fleet, FleetChange } from "../fleet.ts";
 import type { LinkStatus } from "../fleet-link.ts";
 import { HqConfigError, type HqConfig } from "../hq-config.ts";
-import { MemoryIncidentStore, type IncidentStore } from "./incident-store.ts";
-import { IncidentEngine, type IncidentNotice } from "./incidents.ts";
+import { MemoryIncidentStore } from "./incident-store.ts";
+import { IncidentEngine, type IncidentNotice, type IncidentStore } from "./incidents.ts";
 import { renderMetrics } from "./metrics.ts";
 import { WebhookSender, type WebhookTarget } from "./webhook.ts";
 

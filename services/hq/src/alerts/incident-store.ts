@@ -1,16 +1,7 @@
 // Where incidents live. HQ's history store (services/hq/src/history/) is meant to persist them; until
 // it is composed in, the memory store below keeps the open ones and the latest resolved ones, so
 // the engine, the API and /metrics do not care which one they talk to (docs/alerting.md, "Storage").
-import type { Incident } from "./incidents.ts";
-
-/** The incident engine's storage: a small upsert/read interface any backend can implement. */
-export interface IncidentStore {
-  /** Inserts or replaces the incident with this id. */
-  put(incident: Incident): void;
-  get(id: string): Incident | undefined;
-  /** Open incidents first (oldest first), then resolved ones newest first, at most `limit`. */
-  list(opts?: { open?: boolean; limit?: number }): Incident[];
-}
+import type { Incident, IncidentStore } from "./incidents.ts";
 
 /** Resolved incidents kept by the memory store (open ones are always kept). */
 export const RESOLVED_KEPT = 1000;

@@ -11,9 +11,17 @@
 // say what to announce. Never throws out of observe()/tick() for any payload Fleet accepted.
 import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
-import type { HealthPayload } from "../../../probe/src/contract/payloads.ts";
+import type { HealthPayload } from "../../../contract/src/payloads.ts";
 import type { CheckHistory, ResultPoint } from "../fleet.ts";
-import type { IncidentStore } from "./incident-store.ts";
+
+/** The incident engine's storage: a small upsert/read interface any backend can implement. */
+export interface IncidentStore {
+  /** Inserts or replaces the incident with this id. */
+  put(incident: Incident): void;
+  get(id: string): Incident | undefined;
+  /** Open incidents first (oldest first), then resolved ones newest first, at most `limit`. */
+  list(opts?: { open?: boolean; limit?: number }): Incident[];
+}
 
 /** The areas of one probe's panel that incidents are about (the uplink is HQ's own view). */
 export const PROBE_AREAS = ["link", "lan", "dhcp", "dns", "wan", "phone"] as const;

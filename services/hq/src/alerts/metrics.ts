@@ -2,7 +2,7 @@
 // do not need a client library). Validated by `promtool check metrics` in
 // test/unit/hq/alerts/metrics.test.ts; the shipped rules (deploy/prometheus/netprobe.rules.yml)
 // alert on netprobe_incident_firing, which HQ sets once an incident settled (docs/alerting.md).
-import { PANEL } from "../../../probe/src/leds/led-table.ts";
+import { PANEL } from "../../../contract/src/led-table.ts";
 import type { FleetCounters, ProbeDetail } from "../fleet.ts";
 import type { Incident, MaintenanceWindow } from "./incidents.ts";
 import type { DeliveryCounters } from "./webhook.ts";

@@ -4,7 +4,7 @@
 // retried with exponential backoff on network errors, 5xx and 429, deduplicated by incident id
 // (a notice is delivered once per status and re-open), and rate-limited per site.
 import { createHmac } from "node:crypto";
-import type { Logger } from "../../../probe/src/log.ts";
+import type { Logger } from "../../../contract/src/log.ts";
 import { dependentAreas, KIND_TITLE, type Incident, type IncidentNotice } from "./incidents.ts";
 
 /** One receiver. */

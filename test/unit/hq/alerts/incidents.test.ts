@@ -2,7 +2,7 @@
 // incident with its dependants inside, a cause learnt a moment late re-roots the incident, the same
 // WAN target at two sites is one incident, flapping re-opens the same one, maintenance holds it.
 import { describe, expect, it } from "vitest";
-import type { HealthPayload } from "../../../../services/probe/src/contract/payloads.ts";
+import type { HealthPayload } from "../../../../services/contract/src/payloads.ts";
 import type { CheckHistory } from "../../../../services/hq/src/fleet.ts";
 import { MemoryIncidentStore } from "../../../../services/hq/src/alerts/incident-store.ts";
 import {

@@ -3,8 +3,8 @@
 // must accept it, and the values must say what the probe sent.
 import { execFileSync, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { EXAMPLES } from "../../../../services/probe/src/contract/examples.ts";
-import type { ResultPayload } from "../../../../services/probe/src/contract/payloads.ts";
+import { EXAMPLES } from "../../../../scripts/gen/mqtt-examples.ts";
+import type { ResultPayload } from "../../../../services/contract/src/payloads.ts";
 import { Fleet } from "../../../../services/hq/src/fleet.ts";
 import { MemoryIncidentStore } from "../../../../services/hq/src/alerts/incident-store.ts";
 import { IncidentEngine } from "../../../../services/hq/src/alerts/incidents.ts";

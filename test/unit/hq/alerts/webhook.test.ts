@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../../services/contract/src/log.ts";
 import type { Incident, IncidentNotice } from "../../../../services/hq/src/alerts/incidents.ts";
 import {
   DELIVERY_HEADER,
