@@ -96,7 +96,7 @@ build_dist() {
   # The bundled appliance (scripts/build.ts) that services/probe/bin/netprobe runs; rebuilt
   # only when a source file is newer than the last build.
   local stamp="$ROOT/dist/.built"
-  if [[ -f "$stamp" && -z "$(find "$ROOT/services/probe/src" "$ROOT/package-lock.json" "$ROOT/scripts/build.ts" -newer "$stamp" -print -quit)" ]]; then
+  if [[ -f "$stamp" && -z "$(find "$ROOT/services/probe/src" "$ROOT/services/contract/src" "$ROOT/package-lock.json" "$ROOT/scripts/build.ts" -newer "$stamp" -print -quit)" ]]; then
     return
   fi
   log "building dist/ (scripts/build.ts: one bundled file)"

@@ -101,7 +101,7 @@ function subscriber(lab: Lab, clientId: string) {
     "hq",
     [
       NODE,
-      join(ROOT, "test/lab/hq-subscriber.ts"),
+      join(ROOT, "scripts/lab/hq-subscriber.ts"),
       labCredentials(lab.info.dir, "hq").url,
       clientId,
       "0",

@@ -18,7 +18,7 @@ import { parseArgs } from "node:util";
 import { Lab, labUp } from "../lab/lab.ts";
 import { startCapture } from "./wire-capture.ts";
 import { dhcp } from "../../services/probe/src/checks/dhcp.ts";
-import { silentLogger } from "../../services/probe/src/log.ts";
+import { silentLogger } from "../../services/contract/src/log.ts";
 import { DHCP_TYPE, parseDhcp } from "../../services/probe/src/net/dhcp-message.ts";
 import { decodeEthernet, decodeIpv4Udp } from "../../services/probe/src/net/ethernet.ts";
 

@@ -43,7 +43,7 @@ const BAR_MS = 0.2;
 if (args.child) {
   const { dns } = await import("../../services/probe/src/checks/dns.ts");
   const { Value } = await import("@sinclair/typebox/value");
-  const { silentLogger } = await import("../../services/probe/src/log.ts");
+  const { silentLogger } = await import("../../services/contract/src/log.ts");
   const opts = Value.Default(dns.options, {
     resolvers: [args.server],
     hijack_check: false,

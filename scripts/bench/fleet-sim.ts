@@ -61,7 +61,7 @@ const out = (m: unknown): void => void process.stdout.write(`${JSON.stringify(m)
 // role probes: N real uplinks in this process
 async function runProbes(): Promise<void> {
   const { MqttUplink } = await import("../../services/probe/src/uplink/mqtt-link.ts");
-  const { silentLogger } = await import("../../services/probe/src/log.ts");
+  const { silentLogger } = await import("../../services/contract/src/log.ts");
   const c = JSON.parse(readFileSync(args.creds!, "utf8")) as Creds;
   const n = num(args.probes, "probes");
   const seconds = num(args.seconds, "seconds");
@@ -183,7 +183,7 @@ async function runHq(): Promise<void> {
   const { Fleet } = await import("../../services/hq/src/fleet.ts");
   const { connectFleet } = await import("../../services/hq/src/fleet-link.ts");
   const { loadHqConfig } = await import("../../services/hq/src/hq-config.ts");
-  const { silentLogger } = await import("../../services/probe/src/log.ts");
+  const { silentLogger } = await import("../../services/contract/src/log.ts");
   const c = JSON.parse(readFileSync(args.creds!, "utf8")) as Creds;
   const cfg = loadHqConfig(
     {

@@ -10,7 +10,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
 import { icmp } from "../../services/probe/src/checks/icmp.ts";
 import { percentile } from "../../services/probe/src/checks/series-stats.ts";
-import { silentLogger } from "../../services/probe/src/log.ts";
+import { silentLogger } from "../../services/contract/src/log.ts";
 
 const { values: args } = parseArgs({
   options: {

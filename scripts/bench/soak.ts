@@ -71,7 +71,7 @@ try {
     "hq",
     [
       process.execPath,
-      join(ROOT, "test/lab/hq-subscriber.ts"),
+      join(ROOT, "scripts/lab/hq-subscriber.ts"),
       labCredentials(lab.info.dir, "hq").url,
       "hq-soak",
       "0",

@@ -14,7 +14,7 @@ import { labUp, newLabName, type Lab } from "../lab/lab.ts";
 import { stampResponderCommand } from "../lab/stamp-target.ts";
 import { interarrivalJitter, percentile } from "../../services/probe/src/checks/series-stats.ts";
 import { stamp } from "../../services/probe/src/checks/stamp.ts";
-import { silentLogger } from "../../services/probe/src/log.ts";
+import { silentLogger } from "../../services/contract/src/log.ts";
 
 const { values: args } = parseArgs({
   options: {

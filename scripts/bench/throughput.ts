@@ -55,7 +55,7 @@ async function runCheck(lab: Lab, options: Record<string, unknown>): Promise<Mea
   const code = `
     const { checkKind } = await import(${JSON.stringify(join(ROOT, "services/probe/src/checks/registry.ts"))});
     const { Value } = await import("@sinclair/typebox/value");
-    const { silentLogger } = await import(${JSON.stringify(join(ROOT, "services/probe/src/log.ts"))});
+    const { silentLogger } = await import(${JSON.stringify(join(ROOT, "services/contract/src/log.ts"))});
     const k = checkKind("throughput");
     const opts = Value.Default(k.options, ${JSON.stringify(options)});
     console.log(JSON.stringify(await k.run(${JSON.stringify(TARGET)}, opts, { log: silentLogger(), onDemand: true }, AbortSignal.timeout(120000))));`;

@@ -15,7 +15,7 @@ import { labUp, newLabName, type Lab } from "../lab/lab.ts";
 import { responderCommand } from "../lab/wan-path.ts";
 import { icmp } from "../../services/probe/src/checks/icmp.ts";
 import { percentile, interarrivalJitter } from "../../services/probe/src/checks/series-stats.ts";
-import { silentLogger } from "../../services/probe/src/log.ts";
+import { silentLogger } from "../../services/contract/src/log.ts";
 
 const { values: args } = parseArgs({
   options: {

@@ -48,7 +48,7 @@ export function tlsListenerConfig(labDir: string): string {
   return readFileSync(DEPLOY_BROKER_CONF, "utf8").replaceAll(DEPLOY_DIR, `${tlsDir(labDir)}/`);
 }
 
-/** The JSON file holding one lab user's LabCredentials (test/lab/hq-subscriber.ts reads it). */
+/** The JSON file holding one lab user's LabCredentials (scripts/lab/hq-subscriber.ts reads it). */
 export function credentialsFile(labDir: string, user: LabBrokerUser): string {
   return join(tlsDir(labDir), `${user}.json`);
 }

@@ -25,7 +25,7 @@ import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { rmSync } from "node:fs";
 import { createServer, type Socket as NetSocket } from "node:net";
 import { parseArgs } from "node:util";
-import { silentLogger } from "../../services/probe/src/log.ts";
+import { silentLogger } from "../../services/contract/src/log.ts";
 import { restampReflectorPacket, STAMP_PORT } from "../../services/probe/src/net/stamp-packet.ts";
 import { StampReflector } from "../../services/probe/src/net/stamp-reflector.ts";
 import { medianWallMinusMonoUs } from "../../services/probe/src/net/wall-clock.ts";

@@ -17,7 +17,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { kernelLedName } from "../../services/probe/src/leds/kernel-leds.ts";
-import { PANEL } from "../../services/probe/src/leds/led-table.ts";
+import { PANEL } from "../../services/contract/src/led-table.ts";
 
 /** One GPIO controller to create (`gpiochip<base>`). */
 export interface ChipSpec {

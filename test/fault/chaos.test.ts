@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { afterAll, describe, expect, it } from "vitest";
 import { FAULT_NAMES, FAULT_VALUES, type FaultName } from "../../scripts/lab/lab.ts";
-import { LAB_PROBE_CONFIG } from "../../services/probe/src/cli/lab-command.ts";
+import { LAB_PROBE_CONFIG } from "../../scripts/lab/lab-command.ts";
 import { useLab } from "../lab/lab-fixture.ts";
 import { exited, startHq, startProbe, waitFor } from "../lab/probe-harness.ts";
 import { prng } from "../fixtures/prng.ts";

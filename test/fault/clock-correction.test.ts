@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { ResultPayload } from "../../services/probe/src/contract/payloads.ts";
+import type { ResultPayload } from "../../services/contract/src/payloads.ts";
 import {
   ClockWatch,
   correctResult,

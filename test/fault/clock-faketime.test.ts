@@ -11,7 +11,7 @@ import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { probeBrokerEnv } from "../../scripts/lab/broker-tls.ts";
-import type { ResultPayload } from "../../services/probe/src/contract/payloads.ts";
+import type { ResultPayload } from "../../services/contract/src/payloads.ts";
 import { TRUSTED_AFTER_MS } from "../../services/probe/src/runner/clock-sync.ts";
 import { monoMs } from "../../services/probe/src/runner/clock.ts";
 import { useLab } from "../lab/lab-fixture.ts";

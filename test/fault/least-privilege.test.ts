@@ -10,7 +10,7 @@ import { parse, stringify } from "yaml";
 import { probeBrokerEnv } from "../../scripts/lab/broker-tls.ts";
 import { wanFiles, WAN } from "../../scripts/lab/wan-servers.ts";
 import { CHECK_KINDS } from "../../services/probe/src/checks/registry.ts";
-import { LAB_PROBE_CONFIG } from "../../services/probe/src/cli/lab-command.ts";
+import { LAB_PROBE_CONFIG } from "../../scripts/lab/lab-command.ts";
 import { useLab } from "../lab/lab-fixture.ts";
 import { exited, waitFor } from "../lab/probe-harness.ts";
 import { statusOf } from "./fault-harness.ts";

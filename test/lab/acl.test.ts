@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { otherCaFile } from "../../scripts/lab/broker-tls.ts";
-import { baseTopic } from "../../services/probe/src/contract/payloads.ts";
+import { baseTopic } from "../../services/contract/src/payloads.ts";
 import { useLab } from "./lab-fixture.ts";
 import { PROBE_BASE, startClient } from "./mqtt-driver.ts";
 import { exited, startProbe, waitFor } from "./probe-harness.ts";

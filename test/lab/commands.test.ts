@@ -2,18 +2,24 @@
 // to the real mosquitto, the real probe (in the branch office) carries them out and replies.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { describe, expect, it } from "vitest";
 import { labCredentials } from "../../scripts/lab/broker-tls.ts";
 import {
-  ConfigPayload,
+  configPayloadSchema,
   REPLY_EXPIRY_S,
   type ReplyPayload,
-} from "../../services/probe/src/contract/payloads.ts";
+} from "../../services/contract/src/payloads.ts";
+import { ConfigSchema } from "../../services/probe/src/config/schema.ts";
 import { malformedCommands } from "../fixtures/command-fuzz.ts";
 import { useLab } from "./lab-fixture.ts";
 import { PROBE_BASE, startClient } from "./mqtt-driver.ts";
 import { exited, startProbe, uniqueResults, waitFor, type Received } from "./probe-harness.ts";
+
+// The contract promises HQ only a part of the config; the probe publishes all of it.
+const ProbeConfigPayload = configPayloadSchema(ConfigSchema);
+type ProbeConfigPayload = Static<typeof ProbeConfigPayload>;
 
 const ICMP = "options: { count: 3, interval_ms: 20, wait_ms: 500 }";
 // gateway-icmp runs every 2 s (results keep flowing); the WAN checks run once at start (jitter 0)
@@ -74,8 +80,8 @@ describe("commands from headquarters through the real broker", () => {
     expect(await hq.subscribe(`${PROBE_BASE}#`)).toEqual([1]);
     probe = startProbe(lab(), {}, configFile);
     const m = await waitFor("retained config at HQ", 15_000, () => hq.on(`${PROBE_BASE}config`)[0]);
-    const payload = JSON.parse(m.payload) as ConfigPayload;
-    expect([...Value.Errors(ConfigPayload, payload)]).toEqual([]);
+    const payload = JSON.parse(m.payload) as ProbeConfigPayload;
+    expect([...Value.Errors(ProbeConfigPayload, payload)]).toEqual([]);
     expect(payload.config.broker.password).toBe("***");
     expect(m.payload).not.toContain(labCredentials(lab().info.dir, "probe-1").password);
     await waitFor("first gateway-icmp result", 10_000, () => results(hq, "gateway-icmp").length > 0);
@@ -111,7 +117,7 @@ describe("commands from headquarters through the real broker", () => {
 
   it("config: the effective config, redacted, with the hash of the retained config", async () => {
     const reply = await hq.command("config", { request_id: "cfg-1" });
-    const retained = JSON.parse(hq.on(`${PROBE_BASE}config`).at(-1)!.payload) as ConfigPayload;
+    const retained = JSON.parse(hq.on(`${PROBE_BASE}config`).at(-1)!.payload) as ProbeConfigPayload;
     expect(reply.result).toEqual({ config_hash: retained.config_hash, config: retained.config });
   });
 
@@ -138,7 +144,7 @@ describe("commands from headquarters through the real broker", () => {
 
   it("reload of a valid file: new checks and broker settings apply, the outbox and seq order survive", async () => {
     const configsBefore = hq.on(`${PROBE_BASE}config`).length;
-    const hash = (JSON.parse(hq.on(`${PROBE_BASE}config`).at(-1)!.payload) as ConfigPayload).config_hash;
+    const hash = (JSON.parse(hq.on(`${PROBE_BASE}config`).at(-1)!.payload) as ProbeConfigPayload).config_hash;
     writeFileSync(
       configFile,
       CONFIG({ keepalive: "6s", checks: [check("hq-icmp", "203.0.113.50", "wan", true)] }),
@@ -150,7 +156,7 @@ describe("commands from headquarters through the real broker", () => {
       10_000,
       () => hq.on(`${PROBE_BASE}config`)[configsBefore],
     );
-    const payload = JSON.parse(newConfig.payload) as ConfigPayload;
+    const payload = JSON.parse(newConfig.payload) as ProbeConfigPayload;
     expect(payload.config_hash).not.toBe(hash);
     expect(payload.config_hash).toBe((reply.result as { config_hash: string }).config_hash);
     expect(payload.config.broker.keepalive_ms).toBe(6000);

@@ -3,7 +3,7 @@
 // socket of their family, as the service's checks do. Prints one JSON line per round: check → status, code.
 import { validateConfig } from "../../services/probe/src/config/validate.ts";
 import { checkKind } from "../../services/probe/src/checks/registry.ts";
-import { silentLogger } from "../../services/probe/src/log.ts";
+import { silentLogger } from "../../services/contract/src/log.ts";
 import { measure } from "../../services/probe/src/runner/scheduler.ts";
 
 const [checksJson = "[]", roundsText = "5"] = process.argv.slice(2);

@@ -7,7 +7,7 @@ import { Value } from "@sinclair/typebox/value";
 import { afterAll, describe, expect, it } from "vitest";
 import type { FaultName } from "../../scripts/lab/lab.ts";
 import { LAN } from "../../scripts/lab/lan-hosts.ts";
-import { ResultPayload } from "../../services/probe/src/contract/payloads.ts";
+import { ResultPayload } from "../../services/contract/src/payloads.ts";
 import { useLab } from "./lab-fixture.ts";
 import { exited, probeStatus, startProbe, waitFor } from "./probe-harness.ts";
 

@@ -11,10 +11,10 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { parse, stringify } from "yaml";
 import { afterAll, describe, expect, it } from "vitest";
-import { LAB_PROBE_CONFIG } from "../../services/probe/src/cli/lab-command.ts";
+import { LAB_PROBE_CONFIG } from "../../scripts/lab/lab-command.ts";
 import { readStatus } from "../../services/probe/src/cli/status-command.ts";
 import { DEFAULT_PINS } from "../../services/probe/src/leds/board-profiles.ts";
-import { PANEL } from "../../services/probe/src/leds/led-table.ts";
+import { PANEL } from "../../services/contract/src/led-table.ts";
 import {
   FakeGpioSysfs,
   FakeLedClass,

@@ -5,7 +5,7 @@ import { createInterface } from "node:readline";
 import { join } from "node:path";
 import type { Lab, LabHost } from "../../scripts/lab/lab.ts";
 import { credentialsFile, type LabBrokerUser } from "../../scripts/lab/broker-tls.ts";
-import { baseTopic, type ReplyPayload } from "../../services/probe/src/contract/payloads.ts";
+import { baseTopic, type ReplyPayload } from "../../services/contract/src/payloads.ts";
 import { exited, waitFor } from "./probe-harness.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;

@@ -3,7 +3,7 @@
 import Database from "better-sqlite3";
 import { Value } from "@sinclair/typebox/value";
 import { describe, expect, it } from "vitest";
-import { HealthPayload, ResultPayload, StatePayload } from "../../services/probe/src/contract/payloads.ts";
+import { HealthPayload, ResultPayload, StatePayload } from "../../services/contract/src/payloads.ts";
 import { useLab } from "./lab-fixture.ts";
 import {
   exited,

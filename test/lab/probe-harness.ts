@@ -4,7 +4,7 @@ import { createInterface } from "node:readline";
 import { join } from "node:path";
 import type { Lab } from "../../scripts/lab/lab.ts";
 import { credentialsFile, labCredentials, probeBrokerEnv } from "../../scripts/lab/broker-tls.ts";
-import { LAB_PROBE_CONFIG } from "../../services/probe/src/cli/lab-command.ts";
+import { LAB_PROBE_CONFIG } from "../../scripts/lab/lab-command.ts";
 import { readStatus, type StatusReport } from "../../services/probe/src/cli/status-command.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -59,7 +59,7 @@ export function startHq(lab: Lab, clientId: string, persistent: boolean) {
     "hq",
     [
       process.execPath,
-      join(ROOT, "test/lab/hq-subscriber.ts"),
+      join(ROOT, "scripts/lab/hq-subscriber.ts"),
       labCredentials(lab.info.dir, "hq").url,
       clientId,
       persistent ? "1" : "0",

@@ -12,7 +12,7 @@ import { Value } from "@sinclair/typebox/value";
 import { afterAll, describe, expect, it } from "vitest";
 import { startRabbitMq, type RabbitMq } from "../../scripts/lab/rabbitmq.ts";
 import type { Lab } from "../../scripts/lab/lab.ts";
-import { ResultPayload, StatePayload } from "../../services/probe/src/contract/payloads.ts";
+import { ResultPayload, StatePayload } from "../../services/contract/src/payloads.ts";
 import type { ProbeDetail, ProbeView } from "../../services/hq/src/fleet.ts";
 import { useLab } from "./lab-fixture.ts";
 import { PROBE_BASE, startClient } from "./mqtt-driver.ts";

@@ -18,7 +18,7 @@ export async function runCheckIn(
   const code = `
     const { checkKind } = await import(${JSON.stringify(join(ROOT, "services/probe/src/checks/registry.ts"))});
     const { Value } = await import("@sinclair/typebox/value");
-    const { silentLogger } = await import(${JSON.stringify(join(ROOT, "services/probe/src/log.ts"))});
+    const { silentLogger } = await import(${JSON.stringify(join(ROOT, "services/contract/src/log.ts"))});
     const k = checkKind(${JSON.stringify(kind)});
     const opts = Value.Default(k.options, ${JSON.stringify(options)});
     const m = await k.run(${JSON.stringify(target)}, opts, { log: silentLogger() }, AbortSignal.timeout(${timeoutMs}));

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import type { HopReport } from "../../services/probe/src/checks/traceroute.ts";
-import { LAB_PROBE_CONFIG } from "../../services/probe/src/cli/lab-command.ts";
+import { LAB_PROBE_CONFIG } from "../../scripts/lab/lab-command.ts";
 import { useLab } from "./lab-fixture.ts";
 import { exited, probeStatus, startProbe, waitFor } from "./probe-harness.ts";
 

@@ -8,7 +8,7 @@ import { parse, stringify } from "yaml";
 import { PBX } from "../../scripts/lab/pbx.ts";
 import { setWanServers, WAN, wanFiles } from "../../scripts/lab/wan-servers.ts";
 import type { FaultName } from "../../scripts/lab/lab.ts";
-import { LAB_PROBE_CONFIG } from "../../services/probe/src/cli/lab-command.ts";
+import { LAB_PROBE_CONFIG } from "../../scripts/lab/lab-command.ts";
 import type { Measurement } from "../../services/probe/src/checks/check.ts";
 import { useLab } from "./lab-fixture.ts";
 import { runCheckIn } from "./run-check.ts";

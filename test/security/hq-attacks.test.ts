@@ -12,12 +12,8 @@ import { createInterface } from "node:readline";
 import { afterAll, describe, expect, it } from "vitest";
 import { credentialsFile, labCredentials, tlsDir } from "../../scripts/lab/broker-tls.ts";
 import { ADDR } from "../../scripts/lab/lab.ts";
-import { EXAMPLES } from "../../services/probe/src/contract/examples.ts";
-import type {
-  ConfigPayload,
-  EventPayload,
-  ResultPayload,
-} from "../../services/probe/src/contract/payloads.ts";
+import { EXAMPLES } from "../../scripts/gen/mqtt-examples.ts";
+import type { ConfigPayload, EventPayload, ResultPayload } from "../../services/contract/src/payloads.ts";
 import type { ProbePage } from "../../services/hq/src/fleet.ts";
 import { hashPassword } from "../../services/hq/src/web-access.ts";
 import { useLab } from "../lab/lab-fixture.ts";

@@ -4,7 +4,7 @@
 import { Type } from "@sinclair/typebox";
 import type { CheckKind } from "../../services/probe/src/checks/check.ts";
 import { installCrashGuard } from "../../services/probe/src/crash-guard.ts";
-import { createLogger, silentLogger } from "../../services/probe/src/log.ts";
+import { createLogger, silentLogger } from "../../services/contract/src/log.ts";
 import { Scheduler } from "../../services/probe/src/runner/scheduler.ts";
 import { Store } from "../../services/probe/src/store/store.ts";
 

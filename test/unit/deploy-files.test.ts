@@ -18,7 +18,7 @@ import { dirname, join } from "node:path";
 import Ajv from "ajv";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { PANEL } from "../../services/probe/src/leds/led-table.ts";
+import { PANEL } from "../../services/contract/src/led-table.ts";
 import { ENV_OVERRIDES } from "../../services/probe/src/config/env.ts";
 import { validateConfigFile } from "../../services/probe/src/config/load.ts";
 

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { silentLogger } from "../../services/probe/src/log.ts";
+import { silentLogger } from "../../services/contract/src/log.ts";
 import { takeNotifyEnv, Watchdog, watchdogMs } from "../../services/probe/src/watchdog.ts";
 import { listenNotify, type NotifySocket } from "../doubles/notify-socket.ts";
 

@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
-import type { Logger } from "../../probe/src/log.ts";
+import type { Logger } from "../../contract/src/log.ts";
 import { FLEET_FILTER, TOPIC_ROOT, type Fleet } from "./fleet.ts";
 import type { HqConfig } from "./hq-config.ts";
 import type { HistoryIngest } from "./history/ingest.ts";

@@ -1,5 +1,5 @@
 // Headquarters' view of the fleet: every probe's current state, built from the MQTT contract
-// (services/probe/src/contract/payloads.ts — the one definition; nothing here redefines a payload).
+// (services/contract/src/payloads.ts — the one definition; nothing here redefines a payload).
 // Pure and synchronous: the MQTT side hands it (topic, payload, receive time), the web page and
 // `netprobe hq watch` read snapshots and listen for changes. A malformed message never throws out
 // of ingest(): it is counted by reason and reported to the caller, and the state stays as it was.
@@ -9,7 +9,7 @@
 import { EventEmitter } from "node:events";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import type { TSchema } from "@sinclair/typebox";
-import { CHECK_NAME_PATTERN } from "../../probe/src/config/schema.ts";
+import { CHECK_NAME_PATTERN } from "../../contract/src/vocabulary.ts";
 import {
   ConfigPayload,
   EventPayload,
@@ -18,7 +18,7 @@ import {
   ResultPayload,
   StatePayload,
   type AreaStateName,
-} from "../../probe/src/contract/payloads.ts";
+} from "../../contract/src/payloads.ts";
 import {
   areaLook,
   lookName,
@@ -26,7 +26,7 @@ import {
   RECENT_CHANGE_MS,
   statusLook,
   type PanelLed,
-} from "../../probe/src/leds/led-table.ts";
+} from "../../contract/src/led-table.ts";
 
 /** Topic root of the contract; HQ subscribes to `netprobe/v1/+/+/#`. */
 export const TOPIC_ROOT = "netprobe/v1/";
@@ -596,7 +596,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
   get(key: string, now: number = Date.now()): ProbeDetail | undefined {
     const r = this.#probes.get(key);
     if (!r) return undefined;
-    return { ...this.#view(r, now), checks: [...r.checks.values()].map(historyOf) };
+    return { ...this.#view(r, now), checks: [...r.checks.values()].map((h) => historyOf(h)) };
   }
 
   /**
@@ -636,7 +636,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
 /** A copy of a check's history with its last `results` results (without the sort key). */
 function historyOf(h: CheckHistory, results: number = Infinity): CheckHistory {
-  const last = results >= h.results.length ? h.results : h.results.slice(-results);
+  // slice(-0) is slice(0), the whole history: `results=0` must give none.
+  const last = results >= h.results.length ? h.results : results === 0 ? [] : h.results.slice(-results);
   return { ...h, results: last.map(({ wall: _wall, ...p }: ResultPoint & { wall?: number }) => p) };
 }
 

@@ -1,12 +1,12 @@
 // `netprobe hq serve|watch`: the headquarters fleet service and its terminal view.
 import { Command, Option } from "commander";
-import { createLogger, silentLogger, type Logger } from "../../probe/src/log.ts";
+import { createLogger, silentLogger, type Logger } from "../../contract/src/log.ts";
 import { Fleet, type ProbeView } from "./fleet.ts";
 import { connectFleet } from "./fleet-link.ts";
 import { HqConfigError, loadHqConfig, type HqConfig, type HqFlags } from "./hq-config.ts";
 import { Access, hashPassword } from "./web-access.ts";
 import { serveFleetWeb } from "./web.ts";
-import { terminalSafe } from "../../probe/src/contract/printable-text.ts";
+import { terminalSafe } from "../../contract/src/printable-text.ts";
 import { defaultHistoryFile, HistoryIngest, historyStoreOf } from "./history/ingest.ts";
 import { restoreSqliteHistory } from "./history/sqlite-store.ts";
 

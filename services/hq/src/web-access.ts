@@ -12,7 +12,7 @@ import type { IncomingMessage } from "node:http";
 import { isIP } from "node:net";
 import { homedir, networkInterfaces } from "node:os";
 import { dirname, join } from "node:path";
-import type { Logger } from "../../probe/src/log.ts";
+import type { Logger } from "../../contract/src/log.ts";
 import { HqConfigError, type HqConfig } from "./hq-config.ts";
 
 /** What a principal may do: every endpoint today reads; commands from HQ will need `operator`. */

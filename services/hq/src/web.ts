@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
-import type { Logger } from "../../probe/src/log.ts";
+import type { Logger } from "../../contract/src/log.ts";
 import type { Fleet, FleetChange } from "./fleet.ts";
 import type { LinkStatus } from "./fleet-link.ts";
 import type { HqConfig } from "./hq-config.ts";

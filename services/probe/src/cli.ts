@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { Command, Option } from "commander";
 import { parse as parseYaml } from "yaml";
 import { checkKind, CHECK_KINDS } from "./checks/registry.ts";
@@ -8,7 +9,7 @@ import {
   validateConfigFile,
   ConfigError,
 } from "./config/load.ts";
-import { createLogger, silentLogger } from "./log.ts";
+import { createLogger, silentLogger } from "../../contract/src/log.ts";
 import { openLedBackend } from "./leds/led-backend.ts";
 import { bootId, monoMs } from "./runner/clock.ts";
 import { envelope } from "./runner/result.ts";
@@ -186,14 +187,15 @@ program
     process.exit(statusCommand(db, opts.json ?? false));
   });
 
-// `lab` (the simulated branch office) and `hq` (headquarters) are tools beside the appliance:
-// loaded only when asked for, always from the TypeScript sources (the compiled tree in dist/
-// holds the appliance alone; see scripts/build.ts). The probe service never pays for them.
+// `lab` (the simulated branch office, a tool of the repository: scripts/lab/) and `hq`
+// (headquarters, which has its own bin too: services/hq/bin/netprobe-hq) are tools beside the
+// appliance: loaded only when asked for, always from the TypeScript sources (the compiled tree in
+// dist/ holds the appliance alone; see scripts/build.ts). The probe service never pays for them.
 const TOOLS: Record<string, { file: string; make: string; description: string }> = {
   lab: {
-    file: "services/probe/src/cli/lab-command.ts",
+    file: "scripts/lab/lab-command.ts",
     make: "labCommand",
-    description: "the simulated branch office in network namespaces (root needed)",
+    description: "the simulated branch office in network namespaces (root needed; in a checkout)",
   },
   hq: {
     file: "services/hq/src/hq-command.ts",
@@ -204,10 +206,10 @@ const TOOLS: Record<string, { file: string; make: string; description: string }>
 const tool = TOOLS[process.argv[2] ?? ""];
 if (tool !== undefined) {
   // Relative to the repository root, which is three levels up from services/probe/src and from dist/probe/src alike.
-  const mod = (await import(new URL(`../../../${tool.file}`, import.meta.url).href)) as Record<
-    string,
-    () => Command
-  >;
+  const file = new URL(`../../../${tool.file}`, import.meta.url);
+  if (!existsSync(file))
+    usage(`netprobe ${process.argv[2]}: not in this installation (${tool.file} is missing)`);
+  const mod = (await import(file.href)) as Record<string, () => Command>;
   program.addCommand(mod[tool.make]!());
 } else {
   for (const [name, t] of Object.entries(TOOLS)) program.command(name).description(t.description);

@@ -9,7 +9,7 @@
 // name along, so a throw from a socket callback three ticks later still names its check.
 
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../../contract/src/log.ts";
 
 /** Exit code after a crash: EX_SOFTWARE (sysexits.h), distinct from 1 (a failed check) and 2 (usage). */
 export const EXIT_CRASH = 70;

@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../../contract/src/log.ts";
 
 /** Interval of the `runtime` log line; NETPROBE_RUNTIME_LOG_S overrides it (benchmarks, soak). */
 export const RUNTIME_LOG_MS = Number(process.env.NETPROBE_RUNTIME_LOG_S ?? 60) * 1000;

@@ -12,10 +12,10 @@ import {
   type HealthPayload,
   type StatePayload,
   type StoreQuarantinedEvent,
-} from "./contract/payloads.ts";
-import { areaLook, lookName, statusLook, type LedLook } from "./leds/led-table.ts";
+} from "../../contract/src/payloads.ts";
+import { areaLook, lookName, statusLook, type LedLook } from "../../contract/src/led-table.ts";
 import { LedController } from "./leds/led-controller.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../../contract/src/log.ts";
 import { AreaTracker, type Transition } from "./runner/area-state.ts";
 import { bootId, monoMs } from "./runner/clock.ts";
 import { ClockWatch, correctResult, systemClock, type Clock, type ClockStep } from "./runner/clock-sync.ts";

@@ -12,7 +12,7 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, utimesSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../../contract/src/log.ts";
 
 /** Sends one sd_notify message (newline-separated `KEY=value` lines); resolves true if delivered. */
 export type NotifySender = (socket: string, state: string) => Promise<boolean>;

@@ -7,9 +7,9 @@ import { createGatewayCheck, type GatewayOptions } from "../../../services/probe
 import { createLldpCheck, type LldpOptions } from "../../../services/probe/src/checks/lldp.ts";
 import { ARP_OP, decodeArp, encodeArp } from "../../../services/probe/src/net/arp-packet.ts";
 import { decodeEthernet, encodeEthernet, ETHERTYPE } from "../../../services/probe/src/net/ethernet.ts";
-import { FakeFrameIo, type Responder } from "../../../services/probe/src/net/fake-frame-io.ts";
+import { FakeFrameIo, type Responder } from "../../doubles/fake-frame-io.ts";
 import { decodeLldp } from "../../../services/probe/src/net/lldp-tlv.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { mutate, prng } from "../../fixtures/frame-mutations.ts";
 
 const FRAMES = JSON.parse(

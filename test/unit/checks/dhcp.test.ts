@@ -17,8 +17,8 @@ import {
   encodeIpv4Udp,
   ETHERTYPE,
 } from "../../../services/probe/src/net/ethernet.ts";
-import { FakeFrameIo, type Responder } from "../../../services/probe/src/net/fake-frame-io.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { FakeFrameIo, type Responder } from "../../doubles/fake-frame-io.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { mutate, prng } from "../../fixtures/frame-mutations.ts";
 
 const FRAMES = JSON.parse(

@@ -9,14 +9,14 @@ import {
   parseResolver,
   type DnsOptions,
 } from "../../../services/probe/src/checks/dns.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import {
   FakeDnsNetwork,
   aRecords,
   replyTo,
   type FakeDnsHandler,
   type ReceivedQuery,
-} from "../../../services/probe/src/net/dns-fake-network.ts";
+} from "../../doubles/dns-fake-network.ts";
 
 const ctx = { log: silentLogger() };
 const DEFAULTS = Value.Default(dns.options, {}) as DnsOptions;

@@ -8,7 +8,7 @@ import {
   type IcmpOptions,
   type ResolveHost,
 } from "../../../services/probe/src/checks/icmp.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { IcmpSocketPool } from "../../../services/probe/src/net/icmp-socket.ts";
 import {
   FakeIcmpNetwork,
@@ -16,7 +16,7 @@ import {
   icmpErrorFor,
   ipv4Datagram,
   withChecksum,
-} from "../../../services/probe/src/net/fake-icmp-network.ts";
+} from "../../doubles/fake-icmp-network.ts";
 
 const ctx = { log: silentLogger() };
 const DEFAULTS = Value.Default(icmp.options, {}) as IcmpOptions;

@@ -2,7 +2,7 @@
 // the per-check hysteresis that lets a lost link turn the LINK LED red on one run.
 import { describe, expect, it } from "vitest";
 import { createLinkCheck, type LinkOptions } from "../../../services/probe/src/checks/link.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { AreaTracker } from "../../../services/probe/src/runner/area-state.ts";
 import { Scheduler, type Run } from "../../../services/probe/src/runner/scheduler.ts";
 

@@ -1,7 +1,7 @@
 import { Value } from "@sinclair/typebox/value";
 import { describe, expect, test } from "vitest";
 import { createNtpCheck, ntp, type NtpOptions } from "../../../services/probe/src/checks/ntp.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import type {
   DnsExchangeRequest,
   DnsExchangeResult,

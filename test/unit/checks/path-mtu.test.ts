@@ -7,14 +7,14 @@ import {
   pathMtu,
   type PathMtuOptions,
 } from "../../../services/probe/src/checks/path-mtu.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { IcmpSocketPool } from "../../../services/probe/src/net/icmp-socket.ts";
 import {
   FakeIcmpNetwork,
   icmpErrorFor,
   withChecksum,
   type SentEcho,
-} from "../../../services/probe/src/net/fake-icmp-network.ts";
+} from "../../doubles/fake-icmp-network.ts";
 
 const ctx = { log: silentLogger() };
 const DEFAULTS = Value.Default(pathMtu.options, {}) as PathMtuOptions;

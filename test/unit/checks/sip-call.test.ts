@@ -11,7 +11,7 @@ import {
   sipCall,
   type SipCallOptions,
 } from "../../../services/probe/src/checks/sip-call.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import type { MediaSockets } from "../../../services/probe/src/sip/media.ts";
 import {
   headerValue,

@@ -5,7 +5,7 @@
 import { createSocket, type Socket } from "node:dgram";
 import { afterEach, describe, expect, test } from "vitest";
 import { createStampCheck, type StampOptions } from "../../../services/probe/src/checks/stamp.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { openRawUdpTransport } from "../../../services/probe/src/net/icmp-socket.ts";
 import { StampReflector } from "../../../services/probe/src/net/stamp-reflector.ts";
 

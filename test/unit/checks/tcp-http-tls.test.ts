@@ -7,7 +7,7 @@ import type { CheckKind } from "../../../services/probe/src/checks/check.ts";
 import { http } from "../../../services/probe/src/checks/http.ts";
 import { parseHostPort, tcp } from "../../../services/probe/src/checks/tcp.ts";
 import { tls } from "../../../services/probe/src/checks/tls.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 
 function run(kind: CheckKind, target: string, options: Record<string, unknown> = {}) {
   const opts = Value.Default(kind.options, structuredClone(options)) as never;

@@ -11,7 +11,7 @@ import {
   type ThroughputDependencies,
   type ThroughputOptions,
 } from "../../../services/probe/src/checks/throughput.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "netprobe-throughput-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

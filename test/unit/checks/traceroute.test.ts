@@ -8,14 +8,14 @@ import {
   type HopReport,
   type TracerouteOptions,
 } from "../../../services/probe/src/checks/traceroute.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { IcmpSocketPool } from "../../../services/probe/src/net/icmp-socket.ts";
 import {
   FakeIcmpNetwork,
   icmpErrorFor,
   udpErrorFor,
   type SentEcho,
-} from "../../../services/probe/src/net/fake-icmp-network.ts";
+} from "../../doubles/fake-icmp-network.ts";
 
 const ctx = { log: silentLogger() };
 const DEFAULTS = Value.Default(traceroute.options, {}) as TracerouteOptions;

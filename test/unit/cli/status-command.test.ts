@@ -9,7 +9,7 @@ import {
   uplinkQueuing,
   type StatusReport,
 } from "../../../services/probe/src/cli/status-command.ts";
-import { hqFeedEntry } from "../../../services/probe/src/cli/lab-command.ts";
+import { hqFeedEntry } from "../../../scripts/lab/lab-command.ts";
 import { renderLed, renderPanel } from "../../../services/probe/src/leds/terminal-panel.ts";
 
 const NOW = Date.parse("2026-12-03T12:00:00Z");

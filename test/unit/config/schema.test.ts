@@ -13,7 +13,7 @@ import { ConfigFileSchema, configJsonSchema } from "../../../services/probe/src/
 
 const REPO = join(import.meta.dirname, "../../..");
 const EXAMPLE = join(REPO, "services/probe/netprobe.example.yaml");
-const GEN = join(REPO, "scripts/gen-schemas.ts");
+const GEN = join(REPO, "scripts/gen/schemas.ts");
 
 function gen(...args: string[]) {
   return spawnSync(process.execPath, [GEN, ...args], { cwd: REPO, encoding: "utf8" });

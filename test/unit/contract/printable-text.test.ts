@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import dnsPacket from "dns-packet";
 import { afterAll, describe, expect, it } from "vitest";
-import { printable, terminalSafe } from "../../../services/probe/src/contract/printable-text.ts";
+import { printable, terminalSafe } from "../../../services/contract/src/printable-text.ts";
 import { parseResponse } from "../../../services/probe/src/net/dns-message.ts";
 import { parseSipMessage } from "../../../services/probe/src/sip/message.ts";
 import { serverHeader } from "../../../services/probe/src/sip/common.ts";

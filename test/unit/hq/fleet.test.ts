@@ -5,9 +5,9 @@ import type { IncomingMessage } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { EXAMPLES } from "../../../services/probe/src/contract/examples.ts";
-import type { ConfigPayload, ResultPayload } from "../../../services/probe/src/contract/payloads.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { EXAMPLES } from "../../../scripts/gen/mqtt-examples.ts";
+import type { ConfigPayload, ResultPayload } from "../../../services/contract/src/payloads.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { Fleet } from "../../../services/hq/src/fleet.ts";
 import { loadHqConfig, HqConfigError } from "../../../services/hq/src/hq-config.ts";
 import { Access, hashPassword, hostName, verifyPassword } from "../../../services/hq/src/web-access.ts";
@@ -86,6 +86,19 @@ describe("HQ keeps what one probe sends bounded", () => {
     for (let i = 0; i < 200; i++) if (!f.ingest(`${T}results/gateway-icmp`, result({}), now).ok) refused++;
     expect(refused).toBeGreaterThan(140); // a burst of 50, then 10/s
     expect(f.counters.dropped_by_reason.rate_limited).toBe(refused);
+  });
+
+  it("every check keeps its whole history, the second and third as the first", () => {
+    // get() once passed the array index as the result count: the second check showed 1 result.
+    const f = new Fleet({ resultsPerCheck: 5 });
+    for (const check of ["a-icmp", "b-icmp", "c-icmp"])
+      for (let s = 1; s <= 3; s++) f.ingest(`${T}results/${check}`, result({ check, seq: s, mono_ms: s }));
+    expect(f.get(KEY)!.checks.map((c) => [c.check, c.results.length])).toEqual([
+      ["a-icmp", 3],
+      ["b-icmp", 3],
+      ["c-icmp", 3],
+    ]);
+    expect(f.page(KEY, { limit: 10, results: 0 })!.checks.map((c) => c.results.length)).toEqual([0, 0, 0]);
   });
 
   it("pages a probe's checks by name", () => {

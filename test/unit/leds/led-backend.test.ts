@@ -6,12 +6,12 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { validateConfig } from "../../../services/probe/src/config/validate.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { DEFAULT_PINS } from "../../../services/probe/src/leds/board-profiles.ts";
 import { resolveGpioChip } from "../../../services/probe/src/leds/gpio-chip.ts";
 import { openKernelLeds } from "../../../services/probe/src/leds/kernel-leds.ts";
 import { openLedBackend } from "../../../services/probe/src/leds/led-backend.ts";
-import { OFF, PANEL, uniformPanel, type PanelLooks } from "../../../services/probe/src/leds/led-table.ts";
+import { OFF, PANEL, uniformPanel, type PanelLooks } from "../../../services/contract/src/led-table.ts";
 import {
   FakeGpioSysfs,
   FakeLedClass,

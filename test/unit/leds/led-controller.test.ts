@@ -1,7 +1,7 @@
 // The LED state machine with fake timers: what the panel shows at start-up, on identify, on a
 // button press, and how blinking looks map to on/off over time.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { LedController } from "../../../services/probe/src/leds/led-controller.ts";
 import type { GpioLine } from "../../../services/probe/src/leds/gpio-lines.ts";
 import { litAt, nextChangeAt, DEFAULT_BLINK } from "../../../services/probe/src/leds/led-pattern.ts";
@@ -13,7 +13,7 @@ import {
   uniformPanel,
   type LedLook,
   type PanelLooks,
-} from "../../../services/probe/src/leds/led-table.ts";
+} from "../../../services/contract/src/led-table.ts";
 import { PushButton } from "../../../services/probe/src/leds/push-button.ts";
 
 /** A backend that remembers every panel it was asked to draw, and when. */

@@ -2,9 +2,9 @@
 // /sys/class/gpio is a fake tree (see led-sysfs-fixture.ts), and plays a script of panels.
 // Prints one JSON line per event: ready, step, short, long, stopped.
 import { validateConfig } from "../../../services/probe/src/config/validate.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { openLedBackend } from "../../../services/probe/src/leds/led-backend.ts";
-import { OFF, PANEL, parseLookName, type PanelLooks } from "../../../services/probe/src/leds/led-table.ts";
+import { OFF, PANEL, parseLookName, type PanelLooks } from "../../../services/contract/src/led-table.ts";
 
 interface Script {
   leds: Record<string, unknown>;

@@ -5,7 +5,7 @@ import type { Answer } from "dns-packet";
 import { Value } from "@sinclair/typebox/value";
 import { describe, expect, test } from "vitest";
 import { createDnsCheck, dns, type DnsOptions } from "../../../services/probe/src/checks/dns.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { parseResponse, rdataText } from "../../../services/probe/src/net/dns-message.ts";
 import type {
   DnsExchangeRequest,

@@ -10,10 +10,10 @@ import {
   type DhcpOptions,
 } from "../../../services/probe/src/checks/dhcp.ts";
 import { createIcmpCheck, icmp, type IcmpOptions } from "../../../services/probe/src/checks/icmp.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { decodeWireEcho } from "../../../services/probe/src/net/echo-wire-stamps.ts";
 import { decodeEthernet, encodeEthernet } from "../../../services/probe/src/net/ethernet.ts";
-import { FakeFrameIo } from "../../../services/probe/src/net/fake-frame-io.ts";
+import { FakeFrameIo } from "../../doubles/fake-frame-io.ts";
 import {
   FAKE_LOCAL_ADDRESS,
   FakeIcmpNetwork,
@@ -21,7 +21,7 @@ import {
   ipv4Datagram,
   ipv6Header,
   type SentEcho,
-} from "../../../services/probe/src/net/fake-icmp-network.ts";
+} from "../../doubles/fake-icmp-network.ts";
 import { IcmpSocketPool } from "../../../services/probe/src/net/icmp-socket.ts";
 
 const ctx = { log: silentLogger() };

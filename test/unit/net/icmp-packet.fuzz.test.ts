@@ -15,7 +15,7 @@ import {
   udpErrorFor,
   type SentEcho,
   type SentUdp,
-} from "../../../services/probe/src/net/fake-icmp-network.ts";
+} from "../../doubles/fake-icmp-network.ts";
 import { prng } from "../../fixtures/prng.ts";
 
 function echo(family: 4 | 6, size: number, identifier: number): SentEcho {

@@ -13,7 +13,7 @@ import {
   ipv6Bytes,
   withChecksum,
   type SentEcho,
-} from "../../../services/probe/src/net/fake-icmp-network.ts";
+} from "../../doubles/fake-icmp-network.ts";
 import { prng } from "../../fixtures/prng.ts";
 
 // An echo request laid out by hand from RFC 792 ("Echo or Echo Reply Message"): type 8, code 0,

@@ -10,7 +10,7 @@ import {
   echoReplyFor,
   icmpErrorFor,
   type SentEcho,
-} from "../../../services/probe/src/net/fake-icmp-network.ts";
+} from "../../doubles/fake-icmp-network.ts";
 
 interface Heard {
   replies: { sequence: number; payload: string; source: string }[];

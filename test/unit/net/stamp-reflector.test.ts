@@ -3,7 +3,7 @@
 // loopback UDP with the reflector started and stopped.
 import { createSocket } from "node:dgram";
 import { describe, expect, test } from "vitest";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import {
   decodeReflectorPacket,
   encodeSenderPacket,

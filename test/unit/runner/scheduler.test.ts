@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Type } from "@sinclair/typebox";
 import type { CheckKind, Measurement } from "../../../services/probe/src/checks/check.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { runningCheck } from "../../../services/probe/src/crash-guard.ts";
 import { Scheduler, type Run, type ScheduledCheck } from "../../../services/probe/src/runner/scheduler.ts";
 

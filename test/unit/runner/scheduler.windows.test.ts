@@ -11,7 +11,7 @@ import {
   throughput,
 } from "../../../services/probe/src/checks/throughput.ts";
 import { validateConfig } from "../../../services/probe/src/config/validate.ts";
-import { silentLogger } from "../../../services/probe/src/log.ts";
+import { silentLogger } from "../../../services/contract/src/log.ts";
 import { AreaTracker } from "../../../services/probe/src/runner/area-state.ts";
 import { Scheduler, type Run } from "../../../services/probe/src/runner/scheduler.ts";
 

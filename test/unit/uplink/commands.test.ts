@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import type { Area } from "../../../services/probe/src/checks/check.ts";
 import { redactConfig, configHash } from "../../../services/probe/src/config/redact.ts";
 import { validateConfig } from "../../../services/probe/src/config/validate.ts";
-import { ReplyPayload } from "../../../services/probe/src/contract/payloads.ts";
+import { ReplyPayload } from "../../../services/contract/src/payloads.ts";
 import {
   CommandProcessor,
   jsonDepthExceeds,

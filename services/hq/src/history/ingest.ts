@@ -5,7 +5,7 @@
 // the message (persistent session) and redelivers it; the store keeps one copy by result id.
 import { homedir } from "node:os";
 import { join } from "node:path";
-import type { Logger } from "../../../probe/src/log.ts";
+import type { Logger } from "../../../contract/src/log.ts";
 import type { Fleet, FleetRecord } from "../fleet.ts";
 import type { HqConfig } from "../hq-config.ts";
 import { postgresHistoryStore } from "./postgres-store.ts";

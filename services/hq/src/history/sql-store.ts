@@ -2,7 +2,7 @@
 // placeholders, CASE instead of boolean sums, integer division for buckets, ON CONFLICT upserts).
 // What differs — connecting, bulk inserts, partitions, locking, backup — is the Dialect's
 // (sqlite-store.ts, postgres-store.ts), as in Gatus' storage/store/sql.
-import type { AreaStateName } from "../../../probe/src/contract/payloads.ts";
+import type { AreaStateName } from "../../../contract/src/payloads.ts";
 import {
   AREA_ORDER,
   BUCKET_MS,

@@ -2,7 +2,7 @@
 // fleet), the same schema and the same hand-written queries (docs/hq.md, "History"). The page and
 // the reports read only what this file declares; ingest writes batches through `write()`.
 // Times are ms since the epoch (HQ's clock for received_at, the probe's for at) throughout.
-import type { AreaStateName, ResultPayload } from "../../../probe/src/contract/payloads.ts";
+import type { AreaStateName, ResultPayload } from "../../../contract/src/payloads.ts";
 
 /** Network areas in dependency order: a failing earlier area explains a failing later one. */
 export const AREA_ORDER = ["link", "lan", "dhcp", "dns", "wan", "phone", "uplink"] as const;

@@ -1,29 +1,16 @@
 import type { TSchema, Static } from "@sinclair/typebox";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../../contract/src/log.ts";
 
-/** Network areas a check reports into; each has one LED on the panel. */
-export const AREAS = ["link", "lan", "dhcp", "dns", "wan", "phone", "uplink"] as const;
-/** One network area (docs/architecture.md, "Result envelope"). */
-export type Area = (typeof AREAS)[number];
-
-/** Verdict of one run: `error` means the probe itself could not measure (e.g. no CAP_NET_RAW). */
-export type Status = "ok" | "warn" | "fail" | "error";
-
-/** A failure as data: a stable machine code plus a message for humans. */
-export interface CheckError {
-  code: string;
-  message: string;
-}
-
-/** What a check returns; the runner wraps it into the result envelope and applies thresholds. */
-export interface Measurement {
-  /** The check's own verdict; thresholds can only make it worse, never better. */
-  status: Status;
-  /** snake_case names with units: `rtt_avg_ms`, `loss_pct`. */
-  metrics: Record<string, number>;
-  detail?: Record<string, unknown>;
-  error?: CheckError;
-}
+// The vocabulary a check speaks is the contract's, shared with HQ; re-exported so a check kind
+// imports everything it needs from this one file.
+export {
+  AREAS,
+  type Area,
+  type CheckError,
+  type Measurement,
+  type Status,
+} from "../../../contract/src/vocabulary.ts";
+import type { Area, Measurement } from "../../../contract/src/vocabulary.ts";
 
 /** The I/O a check may use, injected so unit tests can pass doubles. */
 export interface CheckContext {

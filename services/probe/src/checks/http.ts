@@ -16,7 +16,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import type { CheckError, CheckKind, Measurement } from "./check.ts";
 import { AddressFamilyOption, resolveTimed, socketErrorCode } from "./tcp.ts";
 import { judgeCertificate, trustedCas } from "./tls.ts";
-import { printable } from "../contract/printable-text.ts";
+import { printable } from "../../../contract/src/printable-text.ts";
 
 const options = Type.Object(
   {

@@ -15,7 +15,7 @@ import {
 import { Type, type Static } from "@sinclair/typebox";
 import type { CheckError, CheckKind, Measurement } from "./check.ts";
 import { AddressFamilyOption, parseHostPort, resolveTimed, socketErrorCode } from "./tcp.ts";
-import { printable } from "../contract/printable-text.ts";
+import { printable } from "../../../contract/src/printable-text.ts";
 
 const options = Type.Object(
   {

@@ -1,11 +1,18 @@
 import { existsSync } from "node:fs";
 import type { Area } from "../checks/check.ts";
-import type { HealthPayload, ResultPayload } from "../contract/payloads.ts";
-import { areaLook, describeLook, PANEL, parseLookName, statusLook, type LedLook } from "../leds/led-table.ts";
+import type { HealthPayload, ResultPayload } from "../../../contract/src/payloads.ts";
+import {
+  areaLook,
+  describeLook,
+  PANEL,
+  parseLookName,
+  statusLook,
+  type LedLook,
+} from "../../../contract/src/led-table.ts";
 import { renderPanel } from "../leds/terminal-panel.ts";
 import { HEALTH_STATE_KEY, UPLINK_STATE_KEY, type UplinkState } from "../service.ts";
 import { Store, StoreError } from "../store/store.ts";
-import { terminalSafe } from "../contract/printable-text.ts";
+import { terminalSafe } from "../../../contract/src/printable-text.ts";
 
 /** What `netprobe status --json` prints. */
 export interface StatusReport {

@@ -13,7 +13,7 @@
  * check kinds' own option schemas) are enforced in `validate.ts`; the limits they use are here.
  */
 import { Type, type Static, type TLiteral, type TSchema, type TUnion } from "@sinclair/typebox";
-import { AREAS } from "../checks/check.ts";
+import { AREAS, CHECK_NAME_PATTERN } from "../../../contract/src/vocabulary.ts";
 import { CHECK_KINDS } from "../checks/registry.ts";
 import { BYTE_SIZE_PATTERN } from "./byte-size.ts";
 import { DURATION_PATTERN, formatDuration } from "./duration.ts";
@@ -22,8 +22,6 @@ import { StampReflectorConfigSchema } from "../net/stamp-reflector.ts";
 
 /** Site and probe ids: they appear in MQTT topics, so no `+`, `#`, `/` or spaces. */
 export const ID_PATTERN = "^[A-Za-z0-9_.-]{1,64}$";
-/** Check names: lower case, they appear in MQTT topics (`results/<name>`) and store rows. */
-export const CHECK_NAME_PATTERN = "^[a-z0-9_-]{1,64}$";
 /** Metric names in thresholds: snake_case with the unit as suffix (`rtt_avg_ms`). */
 export const METRIC_NAME_PATTERN = "^[a-z][a-z0-9_]*$";
 /** A percentage string such as `10%` (jitter). */
@@ -651,7 +649,7 @@ export function configJsonSchema(): Record<string, unknown> {
     $schema: "http://json-schema.org/draft-07/schema#",
     title: "netprobe configuration",
     description:
-      "The netprobe YAML config file. Generated from services/probe/src/config/schema.ts by scripts/gen-schemas.ts; do not edit.",
+      "The netprobe YAML config file. Generated from services/probe/src/config/schema.ts by scripts/gen/schemas.ts; do not edit.",
     ...body,
   };
 }

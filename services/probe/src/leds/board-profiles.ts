@@ -1,9 +1,9 @@
 /**
  * Board profiles: which GPIOs an LED board may use on each supported Raspberry Pi, how the kernel
  * labels the GPIO controller of the 40-pin header (to find its sysfs number base), and the default
- * pin map. hw/pin-maps.md is generated from this file (scripts/gen-legend.ts).
+ * pin map. hw/pin-maps.md is generated from this file (scripts/gen/legend.ts).
  */
-import { PANEL, type PanelLed } from "./led-table.ts";
+import { PANEL, type PanelLed } from "../../../contract/src/led-table.ts";
 
 /** Boards with a profile; `auto` picks pi4/cm4 or pi5 from the GPIO controller found at start-up. */
 export const BOARD_IDS = ["auto", "pi4", "pi5", "cm4"] as const;

@@ -3,13 +3,13 @@
  * service blinks them: one timer, armed for the next edge of any blinking LED, writes only the
  * lines that change, so an idle panel costs nothing and every LED blinks in phase.
  */
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../../contract/src/log.ts";
 import type { LedSink } from "../service.ts";
 import type { BoardId, PinMap } from "./board-profiles.ts";
 import { GPIO_SYSFS, resolveGpioChip, sysfsNumber, type ResolvedChip } from "./gpio-chip.ts";
 import { exportGpio, type GpioLine, type GpioOpener } from "./gpio-lines.ts";
 import { channelsOf, litAt, nextChangeAt, type BlinkTiming } from "./led-pattern.ts";
-import { OFF, PANEL, type LedLook, type PanelLed, type PanelLooks } from "./led-table.ts";
+import { OFF, PANEL, type LedLook, type PanelLed, type PanelLooks } from "../../../contract/src/led-table.ts";
 
 /** Settings of the gpio backend. */
 export interface GpioLedsOptions {

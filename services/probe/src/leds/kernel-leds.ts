@@ -7,11 +7,11 @@
  */
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../../contract/src/log.ts";
 import type { LedSink } from "../service.ts";
 import { GpioUnavailableError } from "./gpio-chip.ts";
 import { blinkHalfPeriod, channelsOf, type BlinkTiming } from "./led-pattern.ts";
-import { OFF, PANEL, type PanelLooks } from "./led-table.ts";
+import { OFF, PANEL, type PanelLooks } from "../../../contract/src/led-table.ts";
 
 /** Where the kernel's LED class lives. */
 export const LEDS_SYSFS = "/sys/class/leds";

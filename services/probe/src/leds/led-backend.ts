@@ -4,13 +4,13 @@
  * reason is logged and reported in `health.leds.problem`.
  */
 import type { Config } from "../config/schema.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../../contract/src/log.ts";
 import type { LedSink } from "../service.ts";
 import { GPIO_SYSFS, resolveGpioChip, sysfsNumber } from "./gpio-chip.ts";
 import { openGpioLeds } from "./gpio-leds.ts";
 import { exportGpio, onoffOpener, type GpioOpener } from "./gpio-lines.ts";
 import { LEDS_SYSFS, openKernelLeds } from "./kernel-leds.ts";
-import type { PanelLooks } from "./led-table.ts";
+import type { PanelLooks } from "../../../contract/src/led-table.ts";
 import { PushButton, type ButtonHandlers } from "./push-button.ts";
 import { TerminalPanel } from "./terminal-panel.ts";
 

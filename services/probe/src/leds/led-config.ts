@@ -6,7 +6,7 @@
 import { LED_BACKENDS, LIMITS, type Config } from "../config/schema.ts";
 import { BOARD_IDS, DEFAULT_PINS, pinProblems, type BoardId, type PinMap } from "./board-profiles.ts";
 import { DEFAULT_BLINK } from "./led-pattern.ts";
-import { PANEL, RECENT_CHANGE_MS } from "./led-table.ts";
+import { PANEL, RECENT_CHANGE_MS } from "../../../contract/src/led-table.ts";
 
 /** The parts of the config validator's reader this needs (paths are key lists from the root). */
 export interface LedConfigReader {

@@ -4,7 +4,7 @@
  * lamp test, `identify` — and restores the latest panel when they end. Backends only draw looks.
  */
 import type { LedSink } from "../service.ts";
-import { PANEL_LEGEND, uniformPanel, type PanelLooks } from "./led-table.ts";
+import { PANEL_LEGEND, uniformPanel, type PanelLooks } from "../../../contract/src/led-table.ts";
 
 /** What the panel is doing. */
 export type LedMode = "normal" | "lamp-test" | "identify" | "stopped";

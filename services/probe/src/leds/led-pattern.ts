@@ -1,4 +1,4 @@
-import type { LedColour, LedLook } from "./led-table.ts";
+import type { LedColour, LedLook } from "../../../contract/src/led-table.ts";
 
 /** Time on (and then off) of each blink pattern, in ms; `leds.blink` in the config. */
 export interface BlinkTiming {

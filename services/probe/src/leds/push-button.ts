@@ -4,7 +4,7 @@
  * short press runs every check now; holding it for `longPressMs` starts the lamp test at once,
  * while still held, so the technician sees it happen.
  */
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../../contract/src/log.ts";
 import type { GpioLine } from "./gpio-lines.ts";
 
 /** What the button does. */

@@ -1,6 +1,6 @@
 import type { Area } from "../checks/check.ts";
 import type { LedSink } from "../service.ts";
-import { PANEL, type LedColour, type LedLook, type LedPattern } from "./led-table.ts";
+import { PANEL, type LedColour, type LedLook, type LedPattern } from "../../../contract/src/led-table.ts";
 
 const ANSI: Record<LedColour, string> = {
   off: "\x1b[90m",

@@ -6,7 +6,7 @@
 import * as dnsPacket from "dns-packet";
 import type { Answer, DecodedPacket } from "dns-packet";
 import { isIP } from "node:net";
-import { printable } from "../contract/printable-text.ts";
+import { printable } from "../../../contract/src/printable-text.ts";
 
 /** Record types a dns check may ask for. */
 export const QUERY_TYPES = ["A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT", "CAA"] as const;

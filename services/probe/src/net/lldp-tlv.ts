@@ -3,7 +3,7 @@
 // frame, unknown TLVs are skipped, and a malformed LLDPDU decodes to undefined — never a throw.
 
 import { formatIpv4, formatMac } from "./ethernet.ts";
-import { printable } from "../contract/printable-text.ts";
+import { printable } from "../../../contract/src/printable-text.ts";
 
 /** The LLDP multicast destination (nearest bridge). */
 export const LLDP_MULTICAST = "01:80:c2:00:00:0e";

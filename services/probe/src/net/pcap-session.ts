@@ -11,7 +11,7 @@
 
 import { createRequire } from "node:module";
 import type { CheckError } from "../checks/check.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../../contract/src/log.ts";
 import { decodeEthernet, type EthernetFrame } from "./ethernet.ts";
 import { readInterfaceMac, readSysfs } from "./interfaces.ts";
 

@@ -1,5 +1,5 @@
 import { AREAS, type Area, type CheckKind, type Status } from "../checks/check.ts";
-import type { AreaStateName } from "../contract/payloads.ts";
+import type { AreaStateName } from "../../../contract/src/payloads.ts";
 
 /** Hysteresis: how many consecutive runs it takes to change a check's state. */
 export interface Hysteresis {

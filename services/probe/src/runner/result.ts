@@ -1,5 +1,5 @@
 import { ulid } from "ulid";
-import type { ResultPayload } from "../contract/payloads.ts";
+import type { ResultPayload } from "../../../contract/src/payloads.ts";
 import { clockFlag } from "./clock-sync.ts";
 import type { Run } from "./scheduler.ts";
 import { applyThresholds, type Threshold } from "./thresholds.ts";

@@ -1,6 +1,6 @@
 import type { Area, CheckContext, CheckKind, Measurement } from "../checks/check.ts";
 import { runInCheck } from "../crash-guard.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../../contract/src/log.ts";
 import { monoMs } from "./clock.ts";
 
 /** One configured check as the scheduler needs it. */

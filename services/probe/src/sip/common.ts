@@ -9,7 +9,7 @@ import { SipClient } from "./client.ts";
 import { DIGEST_ALGORITHMS, type DigestAlgorithm } from "./digest.ts";
 import { headerValue, headerValues, parseNameAddr, parseVia, type SipResponse } from "./message.ts";
 import { connectSip, type ConnectSip, type SipTransportFailure, type SipTransportName } from "./transport.ts";
-import { printable } from "../contract/printable-text.ts";
+import { printable } from "../../../contract/src/printable-text.ts";
 
 /** Options every phone check has (spread into each kind's TypeBox object). */
 export const connectionOptions = {

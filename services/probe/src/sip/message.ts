@@ -3,7 +3,7 @@
 // The parser is deliberately forgiving in what it accepts (header folding, compact header names,
 // LF-only line ends, RFC 3261 §7.3.1) and strict about what it cannot make sense of, and it never
 // throws: a malformed message comes back as `{ error }` so a check can count it and move on.
-import { printable } from "../contract/printable-text.ts";
+import { printable } from "../../../contract/src/printable-text.ts";
 
 /** One header line as received: `name` is the long form, lower case (`v` → `via`). */
 export interface SipHeader {

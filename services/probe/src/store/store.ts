@@ -11,7 +11,7 @@ import {
 } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import { silentLogger, type Logger } from "../log.ts";
+import { silentLogger, type Logger } from "../../../contract/src/log.ts";
 import { TRUSTED_AFTER_MS } from "../runner/clock-sync.ts";
 import { MigrationError, SCHEMA_VERSION, migrate, schemaVersion } from "./migrations.ts";
 

@@ -34,8 +34,8 @@ import {
   type CommandErrorCode,
   type CommandName,
   type ReplyPayload,
-} from "../contract/payloads.ts";
-import type { Logger } from "../log.ts";
+} from "../../../contract/src/payloads.ts";
+import type { Logger } from "../../../contract/src/log.ts";
 
 /** What the commands act on: the service implements it; unit tests pass a double. */
 export interface CommandTarget {

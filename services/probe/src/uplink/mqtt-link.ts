@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { EventEmitter } from "node:events";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../../contract/src/log.ts";
 import type { IncomingCommand } from "./commands.ts";
 
 /** A message waiting in the durable outbox; `topic` is relative to the probe's base topic. */

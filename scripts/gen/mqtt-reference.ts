@@ -1,10 +1,30 @@
 /**
- * What scripts/gen-schemas.ts generates from the MQTT contract: one JSON Schema file per topic
+ * What scripts/gen/schemas.ts generates from the MQTT contract: one JSON Schema file per topic
  * under schemas/mqtt/, and the generated sections of docs/mqtt.md (topic table, examples, error
  * codes), all from TOPICS, so the published contract is the one the code validates against.
  */
-import { EXAMPLES } from "./examples.ts";
-import { COMMAND_ERRORS, REPLY_EXPIRY_S, SCHEMA_VERSION, TOPICS, type TopicKey } from "./payloads.ts";
+import { EXAMPLES } from "./mqtt-examples.ts";
+import type { TSchema } from "@sinclair/typebox";
+import {
+  COMMAND_ERRORS,
+  configPayloadSchema,
+  REPLY_EXPIRY_S,
+  replyPayloadSchema,
+  SCHEMA_VERSION,
+  TOPICS,
+  type TopicKey,
+} from "../../services/contract/src/payloads.ts";
+import { ConfigSchema } from "../../services/probe/src/config/schema.ts";
+
+/**
+ * The payload schema published for each topic: the contract's, except that `config` and `reply`
+ * carry the probe's full config schema where the contract promises only what HQ reads.
+ */
+function publishedSchema(key: TopicKey): TSchema {
+  if (key === "config") return configPayloadSchema(ConfigSchema);
+  if (key === "reply") return replyPayloadSchema(ConfigSchema);
+  return TOPICS[key].schema;
+}
 
 /** Repository path of the JSON Schema of one topic's payload. */
 export function mqttSchemaFile(key: TopicKey): string {
@@ -15,14 +35,14 @@ export function mqttSchemaFile(key: TopicKey): string {
 export function mqttJsonSchema(key: TopicKey): Record<string, unknown> {
   const spec = TOPICS[key];
   // JSON round trip drops TypeBox's symbol-keyed bookkeeping and leaves plain JSON Schema.
-  const body = JSON.parse(JSON.stringify(spec.schema)) as Record<string, unknown>;
+  const body = JSON.parse(JSON.stringify(publishedSchema(key))) as Record<string, unknown>;
   return {
     $schema: "http://json-schema.org/draft-07/schema#",
     title: `netprobe/v1/<site>/<probe>/${spec.topic}`,
     description:
       `${spec.description}. Published by ${spec.from === "probe" ? "the probe" : "headquarters"}, ` +
       `QoS ${spec.qos}, ${spec.retain ? "retained" : "not retained"}; payload schema ${SCHEMA_VERSION}. ` +
-      "Generated from services/probe/src/contract/payloads.ts by scripts/gen-schemas.ts; do not edit.",
+      "Generated from services/contract/src/payloads.ts by scripts/gen/schemas.ts; do not edit.",
     ...body,
   };
 }

@@ -13,10 +13,10 @@ import {
   labUp,
   listLabs,
   type LabHost,
-} from "../../../../scripts/lab/lab.ts";
-import { credentialsFile, labCredentials, probeBrokerEnv } from "../../../../scripts/lab/broker-tls.ts";
+} from "./lab.ts";
+import { credentialsFile, labCredentials, probeBrokerEnv } from "./broker-tls.ts";
 
-const ROOT = new URL("../../../../", import.meta.url).pathname;
+const ROOT = new URL("../../", import.meta.url).pathname;
 /** The product as deployed: the compiled service when dist/ is current (services/probe/bin/netprobe). */
 const NETPROBE = join(ROOT, "services/probe/bin/netprobe");
 /** The lab's probe config; every target in it is a lab address. */
@@ -25,7 +25,7 @@ export const LAB_PROBE_CONFIG = join(ROOT, "scripts/lab/probe.lab.yaml");
  * status-command.ts imports the whole service (every check, pcap, the store): ~0.5 s of module
  * loading that `lab fault`, which must return within a second, does not need. Only `demo` draws.
  */
-const loadStatusCommand = () => import("./status-command.ts");
+const loadStatusCommand = () => import("../../services/probe/src/cli/status-command.ts");
 /** Lab name used when none is given. */
 const DEFAULT_LAB = "nplab";
 
@@ -131,7 +131,7 @@ async function demo(name: string, durationS: number): Promise<void> {
     "hq",
     [
       node,
-      join(ROOT, "test/lab/hq-subscriber.ts"),
+      join(ROOT, "scripts/lab/hq-subscriber.ts"),
       labCredentials(lab.info.dir, "hq").url,
       "demo-hq",
       "0",
@@ -212,7 +212,7 @@ async function demo(name: string, durationS: number): Promise<void> {
 export type HqStream = "control" | "results";
 
 /**
- * One line of the demo's headquarters feed from a line of test/lab/hq-subscriber.ts (JSON with
+ * One line of the demo's headquarters feed from a line of scripts/lab/hq-subscriber.ts (JSON with
  * topic, retain and payload); undefined for anything else. Results go to their own feed.
  */
 export function hqFeedEntry(line: string, at: Date): { stream: HqStream; text: string } | undefined {

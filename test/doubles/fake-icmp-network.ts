@@ -4,14 +4,18 @@
 // Time comes from process.hrtime.bigint() and timers, so under vitest fake timers a scenario is
 // deterministic: a reply scheduled `rttMs` after a request is stamped exactly sentAt + rttMs.
 
-import { ICMP_HEADER_BYTES, internetChecksum, type IpFamily } from "./icmp-packet.ts";
+import {
+  ICMP_HEADER_BYTES,
+  internetChecksum,
+  type IpFamily,
+} from "../../services/probe/src/net/icmp-packet.ts";
 import type {
   IcmpTransport,
   IcmpTransportEvents,
   OpenIcmpTransport,
   OpenUdpTransport,
   SendOptions,
-} from "./icmp-socket.ts";
+} from "../../services/probe/src/net/icmp-socket.ts";
 
 /** An echo request the code under test sent, as it went on the (fake) wire. */
 export interface SentEcho {

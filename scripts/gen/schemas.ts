@@ -3,8 +3,8 @@
  * from one definition): the JSON Schemas under schemas/ (the config file, and every MQTT payload
  * under schemas/mqtt/) and the generated sections of docs/config.md and docs/mqtt.md.
  *
- *   node scripts/gen-schemas.ts            rewrite every stale file
- *   node scripts/gen-schemas.ts --check    write nothing; exit 1 naming each stale file
+ *   node scripts/gen/schemas.ts            rewrite every stale file
+ *   node scripts/gen/schemas.ts --check    write nothing; exit 1 naming each stale file
  *   --root DIR                             read and write under DIR instead of the repository
  *
  * Output goes through prettier with the repository's settings, so `prettier --check` agrees.
@@ -13,11 +13,11 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import * as prettier from "prettier";
-import { fillGeneratedSections } from "../services/probe/src/config/reference.ts";
-import { configJsonSchema } from "../services/probe/src/config/schema.ts";
-import { fillMqttSections, mqttSchemaFiles } from "../services/probe/src/contract/reference.ts";
+import { fillGeneratedSections } from "./config-reference.ts";
+import { configJsonSchema } from "../../services/probe/src/config/schema.ts";
+import { fillMqttSections, mqttSchemaFiles } from "./mqtt-reference.ts";
 
-const REPO = resolve(import.meta.dirname, "..");
+const REPO = resolve(import.meta.dirname, "../..");
 
 /** One generated file: its path from the repository root and how to render it from its current text. */
 interface Generated {
@@ -91,7 +91,7 @@ async function main(): Promise<number> {
     }
   }
   if (values.check && stale.length > 0) {
-    for (const f of stale) console.error(`${f} is stale: run node scripts/gen-schemas.ts`);
+    for (const f of stale) console.error(`${f} is stale: run node scripts/gen/schemas.ts`);
     return 1;
   }
   return 0;

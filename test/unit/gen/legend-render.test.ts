@@ -7,26 +7,26 @@ import * as prettier from "prettier";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_PINS } from "../../../services/probe/src/leds/board-profiles.ts";
 import { kernelLedName } from "../../../services/probe/src/leds/kernel-leds.ts";
-import { AREA_LEGEND, PANEL, STATUS_LEGEND } from "../../../services/probe/src/leds/led-table.ts";
-import { legendSvg, pinMapsMarkdown } from "../../../services/probe/src/leds/legend.ts";
+import { AREA_LEGEND, PANEL, STATUS_LEGEND } from "../../../services/contract/src/led-table.ts";
+import { legendSvg, pinMapsMarkdown } from "../../../scripts/gen/legend-render.ts";
 
 const REPO = join(import.meta.dirname, "../../..");
 const read = (f: string) => readFileSync(join(REPO, f), "utf8");
 
 describe("hw/ legend and pin maps", () => {
-  it("hw/legend/netprobe-led-legend.svg is what scripts/gen-legend.ts makes from the LED table", () => {
-    expect(read("hw/legend/netprobe-led-legend.svg"), "stale: run node scripts/gen-legend.ts").toBe(
+  it("hw/legend/netprobe-led-legend.svg is what scripts/gen/legend.ts makes from the LED table", () => {
+    expect(read("hw/legend/netprobe-led-legend.svg"), "stale: run node scripts/gen/legend.ts").toBe(
       legendSvg(),
     );
   });
 
-  it("hw/pin-maps.md is what scripts/gen-legend.ts makes from the board profiles", async () => {
+  it("hw/pin-maps.md is what scripts/gen/legend.ts makes from the board profiles", async () => {
     const path = join(REPO, "hw/pin-maps.md");
     const wanted = await prettier.format(pinMapsMarkdown(), {
       ...(await prettier.resolveConfig(path)),
       filepath: path,
     });
-    expect(read("hw/pin-maps.md"), "stale: run node scripts/gen-legend.ts").toBe(wanted);
+    expect(read("hw/pin-maps.md"), "stale: run node scripts/gen/legend.ts").toBe(wanted);
   });
 
   it("the legend carries every meaning of the table, and --check agrees", () => {
@@ -36,7 +36,7 @@ describe("hw/ legend and pin maps", () => {
     ))
       expect(svg).toContain(r.meaning);
     expect(() =>
-      execFileSync(process.execPath, [join(REPO, "scripts/gen-legend.ts"), "--check"]),
+      execFileSync(process.execPath, [join(REPO, "scripts/gen/legend.ts"), "--check"]),
     ).not.toThrow();
   });
 });

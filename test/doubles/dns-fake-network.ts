@@ -4,7 +4,11 @@
 
 import * as dnsPacket from "dns-packet";
 import type { Answer, DecodedPacket, Packet } from "dns-packet";
-import type { DnsExchangeRequest, DnsExchangeResult, DnsTransport } from "./dns-transport.ts";
+import type {
+  DnsExchangeRequest,
+  DnsExchangeResult,
+  DnsTransport,
+} from "../../services/probe/src/net/dns-transport.ts";
 
 /** A query as the fake resolver received it. */
 export interface ReceivedQuery {

@@ -1,11 +1,11 @@
 /**
  * One or more example payloads per topic of the contract, rendered into docs/mqtt.md by
- * scripts/gen-schemas.ts and checked against the generated JSON Schemas by a unit test, so the
+ * scripts/gen/schemas.ts and checked against the generated JSON Schemas by a unit test, so the
  * documentation cannot show a payload the probe would not send (or refuse).
  */
-import { configHash, redactConfig } from "../config/redact.ts";
-import { validateConfig } from "../config/validate.ts";
-import type { Config } from "../config/schema.ts";
+import { configHash, redactConfig } from "../../services/probe/src/config/redact.ts";
+import { validateConfig } from "../../services/probe/src/config/validate.ts";
+import type { Config } from "../../services/probe/src/config/schema.ts";
 import {
   SCHEMA_VERSION,
   type ConfigPayload,
@@ -15,7 +15,7 @@ import {
   type ResultPayload,
   type StatePayload,
   type TopicKey,
-} from "./payloads.ts";
+} from "../../services/contract/src/payloads.ts";
 
 const SITE = "branch-042";
 const PROBE = "pi-01";

@@ -1,6 +1,5 @@
 import { FormatRegistry, Type, type Static, type TSchema } from "@sinclair/typebox";
-import { AREAS } from "../checks/check.ts";
-import { CHECK_NAME_PATTERN, ConfigSchema } from "../config/schema.ts";
+import { AREAS, CHECK_NAME_PATTERN } from "./vocabulary.ts";
 
 // TypeBox validates formats only once they are registered; RFC 3339 date-time as in JSON Schema.
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
@@ -215,20 +214,47 @@ export const EventPayload = Type.Union([AreaTransitionEvent, StoreQuarantinedEve
 /** Payload of `events`. */
 export type EventPayload = Static<typeof EventPayload>;
 
-/** `config` (retained): the effective config with secrets redacted, and its hash. */
-export const ConfigPayload = Type.Object(
+/**
+ * What the contract promises of a reported config (`config`, and the reply to `cmd/config`): the
+ * checks by name, kind and area, and how long a failure counts as recent on the LED panel. HQ
+ * reads nothing else. The full shape is the probe's config schema (schemas/config.schema.json);
+ * it grows with every check kind's options, so the contract leaves the rest open: an HQ accepts
+ * the config of a newer probe whose check kinds it does not know. The published JSON Schemas
+ * (schemas/mqtt/) plug in the probe's full schema (scripts/gen/mqtt-reference.ts).
+ */
+export const ReportedConfig = Type.Object(
   {
-    schema: Schema,
-    at: Type.String({ format: "date-time", description: "when this config took effect" }),
-    boot_id: Type.String(),
-    config_hash: Type.String({
-      pattern: "^[0-9a-f]{64}$",
-      description: "sha256 of the redacted config with sorted keys: equal configs hash equal",
-    }),
-    config: ConfigSchema,
+    checks: Type.Array(
+      Type.Object({
+        name: Type.String({ pattern: CHECK_NAME_PATTERN }),
+        kind: Type.String(),
+        area: AreaName,
+      }),
+    ),
+    leds: Type.Object({ recent_change_ms: Type.Integer({ minimum: 0 }) }),
   },
-  { additionalProperties: false, $id: "netprobe/v1/config" },
+  { description: "the effective config, secrets redacted (schemas/config.schema.json)" },
 );
+
+/** The `config` payload around a config schema: the contract's {@link ReportedConfig}, or the probe's full one. */
+export function configPayloadSchema<C extends TSchema>(config: C) {
+  return Type.Object(
+    {
+      schema: Schema,
+      at: Type.String({ format: "date-time", description: "when this config took effect" }),
+      boot_id: Type.String(),
+      config_hash: Type.String({
+        pattern: "^[0-9a-f]{64}$",
+        description: "sha256 of the redacted config with sorted keys: equal configs hash equal",
+      }),
+      config,
+    },
+    { additionalProperties: false, $id: "netprobe/v1/config" },
+  );
+}
+
+/** `config` (retained): the effective config with secrets redacted, and its hash. */
+export const ConfigPayload = configPayloadSchema(ReportedConfig);
 /** Payload of `config`. */
 export type ConfigPayload = Static<typeof ConfigPayload>;
 
@@ -349,45 +375,51 @@ const ReloadResult = Type.Object(
   },
   { additionalProperties: false },
 );
-const ConfigResult = Type.Object(
-  { config_hash: Type.String(), config: ConfigSchema },
-  { additionalProperties: false },
-);
+function configResult<C extends TSchema>(config: C) {
+  return Type.Object({ config_hash: Type.String(), config }, { additionalProperties: false });
+}
+
+/** The `reply/<request_id>` payload around a config schema (see {@link configPayloadSchema}). */
+export function replyPayloadSchema<C extends TSchema>(config: C) {
+  return Type.Object(
+    {
+      schema: Schema,
+      request_id: Type.Union([RequestId, Type.Null()], {
+        description: "null only when the request had no usable id and was answered on its response topic",
+      }),
+      command: Type.String({ maxLength: 64, description: "the <name> of cmd/<name>, as received" }),
+      ok: Type.Boolean(),
+      at: Type.String({ format: "date-time" }),
+      site: Type.String(),
+      probe: Type.String(),
+      replayed: Type.Optional(
+        Type.Boolean({
+          description: "true: a repeated request_id, answered from memory without running again",
+        }),
+      ),
+      result: Type.Optional(Type.Union([RunResult, IdentifyResult, ReloadResult, configResult(config)])),
+      error: Type.Optional(
+        Type.Object(
+          {
+            code: Type.Union(
+              Object.keys(COMMAND_ERRORS).map((c) => Type.Literal(c as CommandErrorCode)),
+              { description: "stable error code" },
+            ),
+            message: Type.String(),
+            problems: Type.Optional(
+              Type.Array(Type.String(), { description: "every problem, `path: what`" }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+      ),
+    },
+    { additionalProperties: false, $id: "netprobe/v1/reply" },
+  );
+}
 
 /** `reply/<request_id>`: the outcome of one command (also sent to the MQTT 5 response topic). */
-export const ReplyPayload = Type.Object(
-  {
-    schema: Schema,
-    request_id: Type.Union([RequestId, Type.Null()], {
-      description: "null only when the request had no usable id and was answered on its response topic",
-    }),
-    command: Type.String({ maxLength: 64, description: "the <name> of cmd/<name>, as received" }),
-    ok: Type.Boolean(),
-    at: Type.String({ format: "date-time" }),
-    site: Type.String(),
-    probe: Type.String(),
-    replayed: Type.Optional(
-      Type.Boolean({
-        description: "true: a repeated request_id, answered from memory without running again",
-      }),
-    ),
-    result: Type.Optional(Type.Union([RunResult, IdentifyResult, ReloadResult, ConfigResult])),
-    error: Type.Optional(
-      Type.Object(
-        {
-          code: Type.Union(
-            Object.keys(COMMAND_ERRORS).map((c) => Type.Literal(c as CommandErrorCode)),
-            { description: "stable error code" },
-          ),
-          message: Type.String(),
-          problems: Type.Optional(Type.Array(Type.String(), { description: "every problem, `path: what`" })),
-        },
-        { additionalProperties: false },
-      ),
-    ),
-  },
-  { additionalProperties: false, $id: "netprobe/v1/reply" },
-);
+export const ReplyPayload = replyPayloadSchema(ReportedConfig);
 /** Payload of `reply/<request_id>`. */
 export type ReplyPayload = Static<typeof ReplyPayload>;
 

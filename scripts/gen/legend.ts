@@ -4,9 +4,9 @@
  *   hw/legend/netprobe-led-legend.svg   the printable legend (100 mm wide)
  *   hw/pin-maps.md                      the pin map of each board
  *
- *   node scripts/gen-legend.ts            rewrite what is stale
- *   node scripts/gen-legend.ts --check    write nothing; exit 1 naming each stale file
- *   node scripts/gen-legend.ts --render   also render the legend to PNG (300 dpi) and PDF with
+ *   node scripts/gen/legend.ts            rewrite what is stale
+ *   node scripts/gen/legend.ts --check    write nothing; exit 1 naming each stale file
+ *   node scripts/gen/legend.ts --render   also render the legend to PNG (300 dpi) and PDF with
  *                                         rsvg-convert (librsvg2-bin): build artifacts to look at
  */
 import { execFileSync } from "node:child_process";
@@ -14,9 +14,9 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import * as prettier from "prettier";
-import { legendSvg, pinMapsMarkdown } from "../services/probe/src/leds/legend.ts";
+import { legendSvg, pinMapsMarkdown } from "./legend-render.ts";
 
-const REPO = resolve(import.meta.dirname, "..");
+const REPO = resolve(import.meta.dirname, "../..");
 /** Generated files, relative to the repository, with their renderers. */
 export const GENERATED_HW = {
   "hw/legend/netprobe-led-legend.svg": legendSvg,
@@ -48,7 +48,7 @@ for (const [file, render] of Object.entries(GENERATED_HW)) {
   }
 }
 if (values.check && stale.length) {
-  for (const f of stale) console.error(`${f} is stale: run node scripts/gen-legend.ts`);
+  for (const f of stale) console.error(`${f} is stale: run node scripts/gen/legend.ts`);
   process.exit(1);
 }
 if (values.render) {

@@ -5,9 +5,9 @@ import { readFileSync } from "node:fs";
 import Ajv from "ajv";
 import { Value } from "@sinclair/typebox/value";
 import { describe, expect, it } from "vitest";
-import { EXAMPLES } from "../../../services/probe/src/contract/examples.ts";
-import { mqttSchemaFile } from "../../../services/probe/src/contract/reference.ts";
-import { COMMANDS, TOPICS, type TopicKey } from "../../../services/probe/src/contract/payloads.ts";
+import { EXAMPLES } from "../../../scripts/gen/mqtt-examples.ts";
+import { mqttSchemaFile } from "../../../scripts/gen/mqtt-reference.ts";
+import { COMMANDS, TOPICS, type TopicKey } from "../../../services/contract/src/payloads.ts";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
 const KEYS = Object.keys(TOPICS) as TopicKey[];

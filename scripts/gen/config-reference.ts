@@ -1,13 +1,13 @@
 /**
  * The generated parts of docs/config.md, rendered from the same definitions the loader uses (the
  * file schema, each check kind's options schema, the environment table), so the reference cannot
- * drift from the code. scripts/gen-schemas.ts writes them between the document's markers.
+ * drift from the code. scripts/gen/schemas.ts writes them between the document's markers.
  */
 import type { TSchema } from "@sinclair/typebox";
-import { CHECK_KINDS } from "../checks/registry.ts";
-import { ENV_OVERRIDES } from "./env.ts";
-import { isMapping } from "./env.ts";
-import { ConfigFileSchema, MESSAGES } from "./schema.ts";
+import { CHECK_KINDS } from "../../services/probe/src/checks/registry.ts";
+import { ENV_OVERRIDES } from "../../services/probe/src/config/env.ts";
+import { isMapping } from "../../services/probe/src/config/env.ts";
+import { ConfigFileSchema, MESSAGES } from "../../services/probe/src/config/schema.ts";
 
 interface Row {
   key: string;

@@ -2,10 +2,15 @@
 // lets a scripted responder answer, and delivers frames to the subscribed consumers exactly as
 // the shared pcap session does (decoded Ethernet header, per-EtherType dispatch).
 
-import type { CheckError } from "../checks/check.ts";
-import { decodeEthernet } from "./ethernet.ts";
-import { wallMinusMonoUs } from "./wall-clock.ts";
-import type { CapturedFrame, FrameConsumer, FrameIo, FrameTap } from "./pcap-session.ts";
+import type { CheckError } from "../../services/probe/src/checks/check.ts";
+import { decodeEthernet } from "../../services/probe/src/net/ethernet.ts";
+import { wallMinusMonoUs } from "../../services/probe/src/net/wall-clock.ts";
+import type {
+  CapturedFrame,
+  FrameConsumer,
+  FrameIo,
+  FrameTap,
+} from "../../services/probe/src/net/pcap-session.ts";
 
 /**
  * Answers an injected frame with zero or more frames, captured `delayMs` after the injection and

@@ -1,5 +1,5 @@
-import type { Area } from "../checks/check.ts";
-import type { AreaStateName } from "../contract/payloads.ts";
+import type { Area } from "./vocabulary.ts";
+import type { AreaStateName } from "./payloads.ts";
 
 /** Colours of a bi-colour LED; amber is red and green together. */
 export type LedColour = "off" | "green" | "amber" | "red";
