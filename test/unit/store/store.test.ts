@@ -159,6 +159,23 @@ describe("outbox order and ack", () => {
     s.ack(left.map((r) => r.id));
     expect(s.stats()).toMatchObject({ rows: 0, bytes: 0, oldestAt: null });
   });
+
+  it("ackRange deletes every row of an id range in one statement, keeps the totals right and ignores gaps", () => {
+    let s = openStore();
+    for (let i = 0; i < 10; i++) addResult(s);
+    const rows = s.peek(0, 100);
+    s.ack([rows[4]!.id]); // a gap inside the range (already delivered)
+    s.ackRange(rows[2]!.id, rows[6]!.id);
+    const left = s.peek(0, 100);
+    expect(left.map((r) => seqOf(r.payload))).toEqual([1, 2, 8, 9, 10]);
+    const bytes = left.reduce((n, r) => n + Buffer.byteLength(r.payload), 0);
+    expect(s.stats()).toMatchObject({ rows: 5, bytes });
+    s.ackRange(rows[2]!.id, rows[6]!.id); // again: nothing left there
+    s = reopen(s);
+    expect(s.stats()).toMatchObject({ rows: 5, bytes });
+    s.ackRange(rows[0]!.id, rows[9]!.id);
+    expect(s.stats()).toMatchObject({ rows: 0, bytes: 0, oldestAt: null });
+  });
 });
 
 describe("bounded outbox", () => {
