@@ -1,5 +1,7 @@
+import { writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { Command } from "commander";
 import {
   FAULTS,
@@ -15,6 +17,7 @@ import {
   type LabHost,
 } from "./lab.ts";
 import { credentialsFile, labCredentials, probeBrokerEnv } from "./broker-tls.ts";
+import { ADDR } from "./topology.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 /** The product as deployed: the compiled service when dist/ is current (services/probe/bin/netprobe). */
@@ -127,6 +130,11 @@ async function demo(name: string, durationS: number): Promise<void> {
     env: { ...process.env, NETPROBE_STORE_PATH: db, ...probeBrokerEnv(lab.info.dir) },
     stdio: ["ignore", "ignore", "pipe"],
   });
+  // Headquarters itself, on its embedded defaults (SQLite history), with its page on the lab's HQ
+  // address; the subscriber below only feeds the terminal view.
+  const hqHistory = join(lab.info.dir, "hq-history.db");
+  const hqUrl = `http://${ADDR.hq4}:${HQ_PORT}/`;
+  const hqServe = startHqServe(lab, hqHistory);
   const hq = lab.spawn(
     "hq",
     [
@@ -167,6 +175,8 @@ async function demo(name: string, durationS: number): Promise<void> {
     probe.kill("SIGTERM");
     await new Promise((r) => probe.once("exit", r).once("error", r));
     hq.kill("SIGTERM");
+    hqServe.child.kill("SIGTERM");
+    await new Promise((r) => hqServe.child.once("exit", r).once("error", r));
     await lab.down();
     console.log(`\nlab ${name} removed`);
     process.exit(0);
@@ -190,7 +200,12 @@ async function demo(name: string, durationS: number): Promise<void> {
       "",
       "  … and results:",
       ...feeds.results.map((l) => `  ${l}`),
+      "",
+      `Headquarters (netprobe hq serve): ${storedResults(hqHistory)} in its history (SQLite, ${hqHistory});`,
+      `  page ${hqUrl} (token in ${hqServe.tokenFile}), from the lab: netprobe lab exec hq -- curl -H "Authorization: Bearer $(cat ${hqServe.tokenFile})" ${hqUrl}api/fleet`,
     );
+    if (hqServe.child.exitCode !== null)
+      lines.push(`  hq serve exited with ${hqServe.child.exitCode}:`, ...hqServe.log);
     if (probe.exitCode !== null) lines.push("", `probe exited with ${probe.exitCode}:`, ...probeLog);
     if (tty) process.stdout.write(`\x1b[H\x1b[2J${lines.join("\n")}\n`);
     else console.log(lines.join("\n") + "\n");
@@ -206,6 +221,50 @@ async function demo(name: string, durationS: number): Promise<void> {
   process.once("SIGTERM", () => void stop());
   if (durationS > 0) setTimeout(() => void stop(), durationS * 1000);
   await new Promise(() => undefined);
+}
+
+/** The port of the demo's HQ page on the lab's HQ address. */
+const HQ_PORT = 8080;
+
+/** `netprobe hq serve` in the lab's hq namespace: secrets in a 0600 config file, never on argv; HQ writes its token file. */
+function startHqServe(lab: Lab, historyFile: string) {
+  const c = labCredentials(lab.info.dir, "hq");
+  const tokenFile = join(lab.info.dir, "hq-token");
+  const config = join(lab.info.dir, "hq-demo.json");
+  writeFileSync(
+    config,
+    JSON.stringify({
+      broker: { url: c.url, username: c.username, password: c.password, ca_file: c.ca_file },
+      auth: { token_file: tokenFile },
+      history: { engine: "sqlite", path: historyFile },
+    }),
+    { mode: 0o600 },
+  );
+  const args = ["hq", "serve", "--config", config, "--cert", c.cert_file, "--key", c.key_file];
+  const child = lab.spawn("hq", [NETPROBE, ...args, "--host", ADDR.hq4, "--port", String(HQ_PORT)], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const log: string[] = [];
+  createInterface({ input: child.stderr! }).on("line", (line) => {
+    log.push(line);
+    if (log.length > 3) log.shift();
+  });
+  return { child, tokenFile, log };
+}
+
+/** How many results HQ's history holds (read-only; "no history yet" before HQ created it). */
+function storedResults(file: string): string {
+  try {
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      const row = db.prepare("SELECT count(*) AS n FROM results").get() as { n: number };
+      return `${row.n} results`;
+    } finally {
+      db.close();
+    }
+  } catch {
+    return "no results yet";
+  }
 }
 
 /** Which of the demo's two headquarters feeds a message goes to. */
