@@ -1,6 +1,6 @@
 // The far target's STAMP reflector (RFC 8762), with the WAN impairment faults applied in user
 // space and exact ground truth, as icmp-responder.ts does for echo: the product's reflector
-// (services/probe/src/net/stamp-reflector.ts, stateful mode) decides each reply; around it this
+// (services/contract/src/net/stamp-reflector.ts, stateful mode) decides each reply; around it this
 // process drops and holds packets per direction.
 //
 //   node scripts/lab/stamp-responder.ts --control /run/netprobe-lab/<lab>/stamp-responder.sock \
@@ -26,9 +26,9 @@ import { rmSync } from "node:fs";
 import { createServer, type Socket as NetSocket } from "node:net";
 import { parseArgs } from "node:util";
 import { silentLogger } from "../../services/contract/src/log.ts";
-import { restampReflectorPacket, STAMP_PORT } from "../../services/probe/src/net/stamp-packet.ts";
-import { StampReflector } from "../../services/probe/src/net/stamp-reflector.ts";
-import { medianWallMinusMonoUs } from "../../services/probe/src/net/wall-clock.ts";
+import { restampReflectorPacket, STAMP_PORT } from "../../services/contract/src/net/stamp-packet.ts";
+import { StampReflector } from "../../services/contract/src/net/stamp-reflector.ts";
+import { medianWallMinusMonoUs } from "../../services/contract/src/net/wall-clock.ts";
 
 process.title = "stamp-responder";
 

@@ -4,7 +4,7 @@
 
 import type { CheckError } from "../../services/probe/src/checks/check.ts";
 import { decodeEthernet } from "../../services/probe/src/net/ethernet.ts";
-import { wallMinusMonoUs } from "../../services/probe/src/net/wall-clock.ts";
+import { wallMinusMonoUs } from "../../services/contract/src/net/wall-clock.ts";
 import type {
   CapturedFrame,
   FrameConsumer,

@@ -1,11 +1,15 @@
 // STAMP through the lab WAN: the probe's sender (checks/stamp.ts) against the lab's reflector
-// (scripts/lab/stamp-responder.ts, around the product's net/stamp-reflector.ts), checked against
+// (scripts/lab/stamp-responder.ts, around the product's services/contract/src/net/stamp-reflector.ts), checked against
 // a second implementation — tshark's TWAMP-Test dissector on a capture of the probe's interface —
 // and against the ground truth of the injected impairment (wan-loss, wan-latency, wan-jitter).
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { describe, expect, it } from "vitest";
 import { interarrivalJitter } from "../../services/probe/src/checks/series-stats.ts";
+import { labCredentials } from "../../scripts/lab/broker-tls.ts";
 import { stampResponderCommand } from "../../scripts/lab/stamp-target.ts";
+import { ADDR } from "../../scripts/lab/topology.ts";
 import { useLab } from "./lab-fixture.ts";
 
 const CLI = new URL("../../services/probe/src/cli.ts", import.meta.url).pathname;
@@ -378,6 +382,57 @@ describe("STAMP (RFC 8762) through the lab WAN", () => {
       await lab().fault("wan-loss", false);
       await lab().fault("wan-latency", false);
       await lab().fault("wan-jitter", false);
+    }
+  });
+  it("headquarters answers too: `hq serve` with stamp_reflector, and only to the prefixes it allows", async () => {
+    const c = labCredentials(lab().info.dir, "hq");
+    const config = (allow: string[]) => {
+      const file = join(lab().info.dir, `hq-stamp-${allow.length}.json`);
+      writeFileSync(
+        file,
+        JSON.stringify({
+          broker: { url: c.url, username: c.username, password: c.password, ca_file: c.ca_file },
+          auth: { token_file: join(lab().info.dir, "hq-stamp-token") },
+          history: { engine: "none" },
+          stamp_reflector: { enabled: true, address: ADDR.hq4, allow },
+        }),
+        { mode: 0o600 },
+      );
+      return file;
+    };
+    const serve = async (file: string) => {
+      const hq = lab().spawn(
+        "hq",
+        [process.execPath, CLI, "hq", "serve", "--config", file, "--cert", c.cert_file, "--key", c.key_file],
+        { stdio: ["ignore", "ignore", "pipe"] },
+      );
+      const log: string[] = [];
+      createInterface({ input: hq.stderr! }).on("line", (l) => log.push(l));
+      for (let i = 0; i < 300 && !log.some((l) => l.includes("stamp reflector listening")); i++)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(log.join("\n")).toContain("stamp reflector listening");
+      return async () => {
+        hq.kill("SIGTERM");
+        await new Promise((r) => hq.once("exit", r));
+      };
+    };
+    // The probe's IPv4 reaches HQ masqueraded by the office gateway, as 198.51.100.1.
+    let stop = await serve(config(["198.51.100.1/32"]));
+    try {
+      const r = await stampCheck(ADDR.hq4, { count: 10, interval_ms: 20 });
+      expect(r.status, r.error?.message).toBe("ok");
+      expect(r.metrics).toMatchObject({ sent: 10, received: 10, loss_pct: 0 });
+    } finally {
+      await stop();
+    }
+    // A reflector that does not list the probe's address stays silent: every packet is lost.
+    stop = await serve(config(["198.51.100.2/32", "192.0.2.0/24", "203.0.113.0/24"]));
+    try {
+      const r = await stampCheck(ADDR.hq4, { count: 5, interval_ms: 20, wait_ms: 300 });
+      expect(r.metrics.received).toBe(0);
+      expect(r.status).not.toBe("ok");
+    } finally {
+      await stop();
     }
   });
 });

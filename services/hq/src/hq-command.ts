@@ -1,6 +1,7 @@
 // `netprobe hq serve|watch`: the headquarters fleet service and its terminal view.
 import { Command, Option } from "commander";
 import { createLogger, silentLogger, type Logger } from "../../contract/src/log.ts";
+import { startStampReflector, type StampReflector } from "../../contract/src/net/stamp-reflector.ts";
 import { Alerting } from "./alerts/alerting.ts";
 import { Fleet, type ProbeView } from "./fleet.ts";
 import { connectFleet } from "./fleet-link.ts";
@@ -160,10 +161,23 @@ export function hqCommand(): Command {
           ? new ReportSchedule(store, cfg.reports, log.child({ part: "reports" }))
           : undefined;
       reports?.start();
+      // The STAMP reflector (off by default): probes' stamp checks measure the WAN up to HQ.
+      let reflector: StampReflector | undefined;
+      if (cfg.stamp_reflector.enabled) {
+        try {
+          reflector = await startStampReflector(cfg.stamp_reflector, log.child({ part: "stamp-reflector" }));
+        } catch (err) {
+          log.error(
+            { err: String(err), address: cfg.stamp_reflector.address },
+            "cannot start the STAMP reflector",
+          );
+        }
+      }
       const signal = await untilSignal();
       log.info({ signal, counters: fleet.counters, history: history?.counters }, "stopping");
       setTimeout(() => process.exit(1), 5000).unref();
       await reports?.stop();
+      await reflector?.stop();
       await web.close();
       alerting.stop();
       await link.stop();

@@ -1,6 +1,10 @@
 // Settings of the HQ fleet service: a small YAML file (`netprobe hq serve --config FILE`), flags,
 // or NETPROBE_HQ_* variables; flags win over the file, the file over the environment. Secrets come
 // from the file, the environment or files named there, never from argv (it shows in `ps`).
+import {
+  StampReflectorConfigSchema,
+  stampReflectorConfigProblem,
+} from "../../contract/src/net/stamp-reflector.ts";
 import { readFileSync } from "node:fs";
 import { Type, type Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
@@ -124,6 +128,12 @@ export const HqConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    stamp_reflector: Type.Object(StampReflectorConfigSchema.properties, {
+      additionalProperties: false,
+      default: {},
+      description:
+        "A STAMP (RFC 8762) Session-Reflector at HQ, so probes measure the WAN to headquarters with a stamp check (README, STAMP). Off by default.",
+    }),
     history: Type.Object(
       {
         results_per_check: Type.Integer({ minimum: 1, maximum: 10_000, default: 120 }),
@@ -363,6 +373,9 @@ export function loadHqConfig(flags: HqFlags, env: NodeJS.ProcessEnv = process.en
   const cfg = withDefaults as HqConfig;
   if (cfg.broker.shared_group && cfg.broker.protocol_version !== 5)
     throw new HqConfigError("broker.shared_group needs MQTT 5 (protocol_version 5)");
+  const reflectorProblem = stampReflectorConfigProblem(cfg.stamp_reflector);
+  if (reflectorProblem)
+    throw new HqConfigError(`stamp_reflector.${reflectorProblem.field}: ${reflectorProblem.message}`);
   if (cfg.history.engine === "postgres" && !cfg.history.url)
     throw new HqConfigError("history.engine postgres needs history.url (or $NETPROBE_HQ_HISTORY_URL)");
   if (cfg.broker.password_file !== undefined) {

@@ -39,7 +39,7 @@ import { MqttUplink, type OutboxSource, type UplinkEvents, type UplinkSettings }
 import { RuntimeStats } from "./runtime-stats.ts";
 import { excessCapabilityLine, missingCapabilityLine } from "./capabilities.ts";
 import { VERSION } from "./version.ts";
-import { StampReflector } from "./net/stamp-reflector.ts";
+import { StampReflector } from "../../contract/src/net/stamp-reflector.ts";
 
 /** What the service needs of its uplink: MqttUplink, or a double in unit tests. */
 export type Uplink = EventEmitter<UplinkEvents> &

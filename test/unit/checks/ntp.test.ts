@@ -14,7 +14,7 @@ import {
   parseSntpReply,
   readNtpTimestamp,
   writeNtpTimestamp,
-} from "../../../services/probe/src/net/sntp-packet.ts";
+} from "../../../services/contract/src/net/sntp-packet.ts";
 
 const DEFAULTS = Value.Default(ntp.options, {}) as NtpOptions;
 const LOCAL_NOW = Date.UTC(2025, 0, 15, 12, 0, 0);

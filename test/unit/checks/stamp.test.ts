@@ -7,7 +7,7 @@ import { afterEach, describe, expect, test } from "vitest";
 import { createStampCheck, type StampOptions } from "../../../services/probe/src/checks/stamp.ts";
 import { silentLogger } from "../../../services/contract/src/log.ts";
 import { openRawUdpTransport } from "../../../services/probe/src/net/icmp-socket.ts";
-import { StampReflector } from "../../../services/probe/src/net/stamp-reflector.ts";
+import { StampReflector } from "../../../services/contract/src/net/stamp-reflector.ts";
 
 const check = createStampCheck({
   resolve: () => Promise.reject(new Error("no names in this test")),

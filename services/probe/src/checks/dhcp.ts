@@ -34,7 +34,7 @@ import {
   type EthernetFrame,
 } from "../net/ethernet.ts";
 import { isInterfaceName } from "../net/interfaces.ts";
-import { latencyFromWireMs, wallMinusMonoUs } from "../net/wall-clock.ts";
+import { latencyFromWireMs, wallMinusMonoUs } from "../../../contract/src/net/wall-clock.ts";
 import { sharedPcap, type CapturedFrame, type FrameIo, type FrameTap } from "../net/pcap-session.ts";
 import { round } from "./common/round.ts";
 

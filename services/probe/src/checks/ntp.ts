@@ -12,7 +12,12 @@ import type { CheckKind, Measurement } from "./check.ts";
 import { parseHostPort } from "./tcp.ts";
 import { addressFamilyOption, hostFailure, resolveHost } from "./common/resolve-host.ts";
 import { socketDnsTransport, type DnsTransport } from "../net/dns-transport.ts";
-import { encodeSntpRequest, offsetAndDelay, parseSntpReply, type SntpReply } from "../net/sntp-packet.ts";
+import {
+  encodeSntpRequest,
+  offsetAndDelay,
+  parseSntpReply,
+  type SntpReply,
+} from "../../../contract/src/net/sntp-packet.ts";
 import { round } from "./common/round.ts";
 
 const options = Type.Object(

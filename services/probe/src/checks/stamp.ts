@@ -1,6 +1,6 @@
 // STAMP Session-Sender (RFC 8762, unauthenticated mode; wan area): a series of test packets to a
 // Session-Reflector — a router answering STAMP or TWAMP-light natively, or another probe / HQ
-// running net/stamp-reflector.ts — and from the reflector's timestamps and sequence numbers:
+// running services/contract/src/net/stamp-reflector.ts — and from the reflector's timestamps and sequence numbers:
 // round-trip delay without the reflector's residence time (RFC 8762 §4: (T4 − T1) − (T3 − T2)),
 // one-way delay per direction when both clocks say they are synchronized (S bit of the Error
 // Estimate), RFC 3550 jitter per direction, and loss per direction.
@@ -41,10 +41,10 @@ import {
   restampSenderPacket,
   STAMP_PORT,
   type ReflectorPacket,
-} from "../net/stamp-packet.ts";
+} from "../../../contract/src/net/stamp-packet.ts";
 import { stampFrames } from "../net/stamp-wire-stamps.ts";
 import { ethernetEgress } from "../net/wire-stamps.ts";
-import { medianWallMinusMonoUs } from "../net/wall-clock.ts";
+import { medianWallMinusMonoUs } from "../../../contract/src/net/wall-clock.ts";
 import { WireTiming, type WireTimestampSource } from "./common/wire-timing.ts";
 import { errorMessage } from "./common/failure.ts";
 import { round } from "./common/round.ts";

@@ -18,7 +18,7 @@ import { CHECK_KINDS } from "../checks/registry.ts";
 import { BYTE_SIZE_PATTERN } from "./byte-size.ts";
 import { DURATION_PATTERN, formatDuration } from "./duration.ts";
 import { BOARD_IDS } from "../leds/board-profiles.ts";
-import { StampReflectorConfigSchema } from "../net/stamp-reflector.ts";
+import { StampReflectorConfigSchema } from "../../../contract/src/net/stamp-reflector.ts";
 
 /** Site and probe ids: they appear in MQTT topics, so no `+`, `#`, `/` or spaces. */
 export const ID_PATTERN = "^[A-Za-z0-9_.-]{1,64}$";
@@ -633,7 +633,7 @@ export const ConfigSchema = Type.Object(
     ),
     /** Every configured check, in file order, including disabled ones. */
     checks: Type.Array(CheckConfigSchema),
-    /** The STAMP reflector (net/stamp-reflector.ts); `enabled: false` opens no port. */
+    /** The STAMP reflector (services/contract/src/net/stamp-reflector.ts); `enabled: false` opens no port. */
     stamp_reflector: StampReflectorConfigSchema,
   },
   { additionalProperties: false },

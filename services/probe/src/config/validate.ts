@@ -12,7 +12,10 @@ import { formatDuration, parseDuration } from "./duration.ts";
 import { applyEnvOverrides, envOverrideFor, isMapping } from "./env.ts";
 import { ProblemList, formatPath, type KeyPath } from "./problems.ts";
 import { resolveLedConfig } from "../leds/led-config.ts";
-import { stampReflectorConfigProblem, type StampReflectorConfig } from "../net/stamp-reflector.ts";
+import {
+  stampReflectorConfigProblem,
+  type StampReflectorConfig,
+} from "../../../contract/src/net/stamp-reflector.ts";
 import {
   BROKER_URL_PROTOCOLS,
   ConfigFileSchema,

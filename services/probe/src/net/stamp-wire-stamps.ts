@@ -3,7 +3,7 @@
 
 import type { EthernetFrame } from "./ethernet.ts";
 import type { IpFamily } from "./icmp-packet.ts";
-import { STAMP_BASE_BYTES } from "./stamp-packet.ts";
+import { STAMP_BASE_BYTES } from "../../../contract/src/net/stamp-packet.ts";
 import { decodeWireIp, type ClassifyFrame } from "./wire-stamps.ts";
 
 /** A UDP datagram found in a captured frame; `payload` is a view into it. */

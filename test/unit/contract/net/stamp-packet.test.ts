@@ -13,8 +13,8 @@ import {
   errorEstimateMs,
   STAMP_BASE_BYTES,
   type ReflectorPacket,
-} from "../../../services/probe/src/net/stamp-packet.ts";
-import { prng } from "../../fixtures/prng.ts";
+} from "../../../../services/contract/src/net/stamp-packet.ts";
+import { prng } from "../../../fixtures/prng.ts";
 
 const T1 = Date.UTC(2026, 11, 3, 14, 0, 0) + 0.123456;
 

@@ -22,7 +22,7 @@
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { BlockList, isIP } from "node:net";
 import { Type, type Static } from "@sinclair/typebox";
-import type { Logger } from "../../../contract/src/log.ts";
+import type { Logger } from "../log.ts";
 import {
   decodeSenderPacket,
   encodeReflectorPacket,

@@ -1,6 +1,6 @@
 // The monotonic → wall clock offset that turns pcap capture stamps into latencies (net/wall-clock.ts).
 import { describe, expect, it, vi } from "vitest";
-import { latencyFromWireMs, wallMinusMonoUs } from "../../../services/probe/src/net/wall-clock.ts";
+import { latencyFromWireMs, wallMinusMonoUs } from "../../../../services/contract/src/net/wall-clock.ts";
 
 describe("wall clock offset", () => {
   it("agrees with Date.now() to within its millisecond, and with itself to a few microseconds", () => {

@@ -3,17 +3,17 @@
 // loopback UDP with the reflector started and stopped.
 import { createSocket } from "node:dgram";
 import { describe, expect, test } from "vitest";
-import { silentLogger } from "../../../services/contract/src/log.ts";
+import { silentLogger } from "../../../../services/contract/src/log.ts";
 import {
   decodeReflectorPacket,
   encodeSenderPacket,
   errorEstimateFor,
-} from "../../../services/probe/src/net/stamp-packet.ts";
+} from "../../../../services/contract/src/net/stamp-packet.ts";
 import {
   StampReflector,
   stampReflectorConfigProblem,
   type StampReflectorConfig,
-} from "../../../services/probe/src/net/stamp-reflector.ts";
+} from "../../../../services/contract/src/net/stamp-reflector.ts";
 
 const NOW = Date.UTC(2026, 11, 3, 14, 0, 0);
 
