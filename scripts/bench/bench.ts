@@ -1,10 +1,11 @@
 // One benchmark command (`npm run bench`, `-- --quick` for a short run): brings up its own lab,
-// runs every benchmark, prints one table (probe, peer on the same run, ratio, target from docs/architecture.md "Quality bars"
-// met or not) and writes it as JSON to bench-results/latest.json. Sections (--only a,b): store,
-// accuracy, icmp-wire, dhcp-wire, dns-wire, start-up, detection, drain, memory, flags, footprint,
-// alerting (drain, memory and flags: scripts/bench/uplink-bench.ts); each prints its
-// duration. Every packet stays inside the
-// lab's namespaces; every peer tool comes from scripts/setup.sh.
+// runs every benchmark, prints one table (probe, peer on the same run, ratio, target from
+// docs/architecture.md "Quality bars", met or not) and writes it as JSON to
+// bench-results/latest.json. Sections (--only a,b), each printing its duration: store, history,
+// accuracy, stamp and throughput (these build their own labs), icmp-wire, dhcp-wire, dns-wire,
+// start-up, detection, drain, memory, flags (these three: scripts/bench/uplink-bench.ts),
+// footprint, alerting. Every packet stays inside the lab's namespaces; every peer tool comes
+// from scripts/setup.sh.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -687,6 +688,91 @@ async function benchAlertLatency(lab: Lab): Promise<void> {
   });
 }
 
+/** A bench script that builds its own lab; its last stdout line is its JSON report. */
+async function ownLabScript<T>(script: string, argv: string[]): Promise<T> {
+  const r = await run([NODE, join(ROOT, "scripts/bench", script), ...argv, "--json"]);
+  const last = r.stdout.trim().split("\n").at(-1) ?? "";
+  try {
+    return JSON.parse(last) as T;
+  } catch {
+    throw new Error(`${script} printed no JSON (exit ${r.code}): ${r.stderr.slice(-2000)}`);
+  }
+}
+
+/** STAMP against the wire, ping and the responder's truth (scripts/bench/stamp-accuracy.ts). */
+async function benchStamp(): Promise<void> {
+  type Pair = { probe: number; wire?: number; ping?: number; truth?: number };
+  const count = QUICK ? 300 : 1000;
+  const [clear, impaired] = await ownLabScript<Array<Record<string, Pair>>>("stamp-accuracy.ts", [
+    "--count",
+    String(count),
+  ]);
+  if (!clear || !impaired) throw new Error("stamp-accuracy.ts reported fewer than two rounds");
+  const p50 = clear.rtt_p50_ms!;
+  row({
+    section: "stamp",
+    metric: `STAMP median RTT − wire's (tshark), ${count} packets unimpaired (probe ${p50.probe} ms, wire ${p50.wire} ms)`,
+    unit: "ms",
+    probe: round(p50.probe - p50.wire!),
+    peer_name: "ping − wire",
+    peer: round(p50.ping! - p50.wire!),
+    target: "|x| ≤ 0.1",
+    met: Math.abs(p50.probe - p50.wire!) <= 0.1,
+  });
+  const avg = impaired.rtt_avg_ms!;
+  row({
+    section: "stamp",
+    metric: `STAMP mean RTT − wire's, 5 % loss / 30 ms / 10 ms jitter (probe ${avg.probe} ms)`,
+    unit: "ms",
+    probe: round(avg.probe - avg.wire!),
+    target: "|x| ≤ 0.1",
+    met: Math.abs(avg.probe - avg.wire!) <= 0.1,
+  });
+  for (const k of ["loss_fwd_pct", "loss_back_pct"]) {
+    const v = impaired[k]!;
+    row({
+      section: "stamp",
+      metric: `${k} − the responder's truth (${v.truth} %)`,
+      unit: "points",
+      probe: round(v.probe - v.truth!),
+      target: "|x| ≤ 1",
+      met: Math.abs(v.probe - v.truth!) <= 1,
+    });
+  }
+  for (const k of ["jitter_fwd_ms", "jitter_back_ms"]) {
+    const v = impaired[k]!;
+    const pct = (100 * (v.probe - v.truth!)) / v.truth!;
+    row({
+      section: "stamp",
+      metric: `${k} vs the responder's truth (${v.truth} ms; probe ${v.probe} ms)`,
+      unit: "%",
+      probe: round(pct, 1),
+      target: "|x| ≤ 10",
+      met: Math.abs(pct) <= 10,
+    });
+  }
+}
+
+/** The throughput check beside `iperf3 -c` on a link shaped to 50 Mbit/s (scripts/bench/throughput.ts). */
+async function benchThroughput(): Promise<void> {
+  const j = await ownLabScript<{
+    mbit: number;
+    rows: { name: string; check_bits_per_s: number; iperf3_bits_per_s: number; diff_pct: number }[];
+  }>("throughput.ts", ["--duration", QUICK ? "3" : "5"]);
+  for (const r of j.rows)
+    row({
+      section: "throughput",
+      metric: `${r.name}, link shaped to ${j.mbit} Mbit/s (check − iperf3 -c right after)`,
+      unit: "Mbit/s",
+      probe: round(r.check_bits_per_s / 1e6, 2),
+      peer_name: "iperf3 -c",
+      peer: round(r.iperf3_bits_per_s / 1e6, 2),
+      target: "within 5 %",
+      met: Math.abs(r.diff_pct) < 5,
+    });
+  if (j.rows.length === 0) throw new Error("throughput.ts measured no row");
+}
+
 /** Seconds each section took. */
 const durations: Record<string, number> = {};
 
@@ -705,6 +791,8 @@ async function main(): Promise<void> {
   await section("store", () => benchStore());
   await section("history", () => benchHistory());
   await section("accuracy", () => benchIcmp());
+  await section("stamp", () => benchStamp());
+  await section("throughput", () => benchThroughput());
   const labSections = [
     ...["icmp-wire", "dhcp-wire", "dns-wire", "start-up", "detection"],
     ...["drain", "memory", "flags", "footprint", "alerting"],

@@ -182,7 +182,7 @@ async function iperf3Raw(l: Lab, argv: string[], host: "probe" | "hq" = "probe")
   return (await l.exec(host, ["iperf3", ...argv], { timeoutMs: 30_000 })).stdout;
 }
 
-if (args.json) console.log(JSON.stringify({ mbit: MBIT, duration_s: DURATION_S, rows }, null, 2));
+if (args.json) console.log(JSON.stringify({ mbit: MBIT, duration_s: DURATION_S, rows }));
 else {
   const mb = (bps: number | undefined): string => (bps === undefined ? "" : (bps / 1e6).toFixed(2));
   console.log(`access link shaped to ${MBIT} Mbit/s (tc tbf), ${DURATION_S} s per run, check then iperf3 -c`);
