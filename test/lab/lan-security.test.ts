@@ -1,10 +1,14 @@
-// The LAN as an attacker sees it (issue 20), against real attack tools on the office switch: dsniff's
-// arpspoof and scapy-forged ARP from the `lan` host. The gateway check's ARP watch must catch a
+// The LAN as an attacker and a desk see it (issue 20), against real tools on the office switch from
+// the `lan` host: dsniff's arpspoof and scapy-forged ARP (the gateway check's ARP watch must catch a
 // spoofer in every run while it is at it, a malformed claim as well as a well-formed one, and the
-// kernel's own poisoned cache — each checked against the ground truth (`ip neigh` on the probe).
+// kernel's own poisoned cache, each against the ground truth of `ip neigh` on the probe); lldpd as
+// a CDPv2-only Cisco switch and as an IP phone beside the switch; a scapy flood of 5,000 chassis.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { LAN } from "../../scripts/lab/lan-hosts.ts";
 import { ADDR } from "../../scripts/lab/topology.ts";
+import { MAX_NEIGHBORS } from "../../services/probe/src/checks/lldp.ts";
 import { checkSession, type CheckSession } from "./check-session.ts";
 import { useLab } from "./lab-fixture.ts";
 
@@ -111,4 +115,141 @@ describe("LAN security: ARP spoofing against the gateway check", () => {
     const fresh = await session.run();
     expect(fresh.error?.code).toBe("arp_cache_poisoned");
   }, 60_000);
+
+  /** lldpd on the `lan` host (the switch port's other side, through the bridge), stopped by the caller. */
+  const lldpdOnLan = (name: string, args: string[], conf: string[]) => {
+    const dir = lab().info.dir;
+    const confFile = join(dir, `${name}.conf`);
+    writeFileSync(confFile, [...conf, "configure lldp tx-interval 1", ""].join("\n"));
+    const d = lab().spawn(
+      "lan",
+      [
+        "lldpd",
+        "-d",
+        "-k",
+        "-i",
+        "-u",
+        join(dir, `${name}.sock`),
+        "-I",
+        LAN.hostIf,
+        ...args,
+        "-O",
+        confFile,
+        "-L",
+        "/usr/sbin/lldpcli",
+      ],
+      { stdio: "ignore" },
+    );
+    return async () => {
+      d.kill("SIGTERM");
+      if (d.exitCode === null) await new Promise((r) => d.once("exit", r));
+    };
+  };
+  /** The bridge forwards LLDP's nearest-bridge group (as a phone's built-in switch passes it on). */
+  const bridgeForwardsLldp = (on: boolean) =>
+    lab().exec("sw", ["ip", "link", "set", "br0", "type", "bridge", "group_fwd_mask", on ? "0x4000" : "0"]);
+  const switchLldp = (status: "disabled" | "rx-and-tx") =>
+    lab().exec("sw", [
+      "lldpcli",
+      "-u",
+      join(lab().info.dir, "lldpd.socket"),
+      "configure",
+      "ports",
+      "probe0",
+      "lldp",
+      "status",
+      status,
+    ]);
+  const LLDP_OPTS = { wait_ms: 4000, min_trigger_gap_s: 10 };
+
+  it("a Cisco switch speaking only CDPv2 (lldpd -ccccc -ll) is named as the port's switch, not `no_lldp`", async () => {
+    expect((await switchLldp("disabled")).code).toBe(0);
+    const stop = lldpdOnLan("cisco", ["-ccccc", "-ll"], ["configure system hostname cisco-sw-7"]);
+    try {
+      await sleep(5000); // the switch's last LLDPDU (TTL 4 s at a 1 s interval) ages out
+      session = checkSession(lab(), "lldp", ADDR.probeIf, LLDP_OPTS);
+      const r = await session.run();
+      expect(r.status, JSON.stringify(r.error)).toBe("ok");
+      expect(r.detail).toMatchObject({
+        protocol: "cdp",
+        system_name: "cisco-sw-7",
+        source_mac: LAN.hostMac,
+        cdp_version: 2,
+      });
+      expect(r.metrics).toMatchObject({ cdp_neighbors: 1, lldp_neighbors: 0 });
+    } finally {
+      await stop();
+      await switchLldp("rx-and-tx");
+    }
+  }, 60_000);
+
+  it("a switch and an IP phone on the port: neighbors 2, the switch stays the switch, no move reported over 30 s, the phone's voice VLAN", async () => {
+    await bridgeForwardsLldp(true);
+    const stop = lldpdOnLan(
+      "phone",
+      ["-M", "3"],
+      [
+        "configure system hostname phone-desk-12",
+        "configure med policy application voice tagged vlan 20 priority voice dscp 46",
+      ],
+    );
+    try {
+      session = checkSession(lab(), "lldp", ADDR.probeIf, LLDP_OPTS);
+      await sleep(3000);
+      const runs = [];
+      for (let i = 0; i < 10; i++) {
+        runs.push(await session.run());
+        await sleep(3000);
+      }
+      for (const r of runs) {
+        expect(r.status, JSON.stringify(r.error)).toBe("ok");
+        expect(r.detail).toMatchObject({ protocol: "lldp", system_name: LAN.switchName });
+        expect(r.metrics.neighbors).toBe(2);
+      }
+      const names = (runs.at(-1)!.detail!.neighbors as { system_name: string }[]).map((n) => n.system_name);
+      expect(names.sort()).toEqual([LAN.switchName, "phone-desk-12"].sort());
+      expect(runs.at(-1)!.metrics.voice_vlan_id).toBe(20);
+    } finally {
+      await stop();
+      await bridgeForwardsLldp(false);
+    }
+  }, 90_000);
+
+  it("5,000 LLDPDUs from new switch-class chassis (scapy): the table stays bounded, the switch stays the switch, the watch asks for no more runs than its gap allows", async () => {
+    await bridgeForwardsLldp(true);
+    try {
+      session = checkSession(lab(), "lldp", ADDR.probeIf, LLDP_OPTS);
+      expect((await session.run()).detail?.system_name).toBe(LAN.switchName);
+      // Chassis id (MAC subtype), port id (local), TTL 120 s, capabilities bridge/bridge, end.
+      const flood = [
+        "import struct",
+        "from scapy.all import Ether, Raw, sendp",
+        "def tlv(t, v): return struct.pack('!H', (t << 9) | len(v)) + v",
+        "frames = []",
+        "for i in range(5000):",
+        "    mac = bytes([0x02, 0xfd, 0, 0, i >> 8, i & 0xff])",
+        "    pdu = tlv(1, b'\\x04' + mac) + tlv(2, b'\\x07p1') + tlv(3, struct.pack('!H', 120)) + tlv(7, struct.pack('!HH', 4, 4)) + tlv(0, b'')",
+        `    frames.append(Ether(dst='01:80:c2:00:00:0e', src=mac, type=0x88cc)/Raw(pdu))`,
+        `sendp(frames, iface='${LAN.hostIf}', verbose=False)`,
+      ].join("\n");
+      const t0 = Date.now();
+      const r = await lab().exec("lan", ["/usr/bin/python3", "-c", flood], { timeoutMs: 120_000 });
+      expect(r.code, r.stderr).toBe(0);
+      const floodS = (Date.now() - t0) / 1000;
+      await sleep(500);
+      const after = await session.run();
+      expect(after.status, JSON.stringify(after.error)).toBe("ok");
+      expect(after.detail?.system_name).toBe(LAN.switchName);
+      expect(after.metrics.neighbors).toBeLessThanOrEqual(MAX_NEIGHBORS);
+      // Every chassis beyond the bound is dropped and counted (a few frames may be lost by the capture itself).
+      expect(after.metrics.dropped_neighbors).toBeGreaterThan(4500);
+      // The switch never changed (one trigger at most: the watch hearing the switch for the first time).
+      expect(session.triggers).toBeLessThanOrEqual(Math.ceil(floodS / 10));
+      console.log(
+        `flood of 5000 in ${floodS} s: neighbors ${after.metrics.neighbors}, dropped ${after.metrics.dropped_neighbors}, triggers ${session.triggers}`,
+      );
+    } finally {
+      await bridgeForwardsLldp(false);
+    }
+  }, 180_000);
 });
