@@ -2,7 +2,8 @@
 // the `lan` host: dsniff's arpspoof and scapy-forged ARP (the gateway check's ARP watch must catch a
 // spoofer in every run while it is at it, a malformed claim as well as a well-formed one, and the
 // kernel's own poisoned cache, each against the ground truth of `ip neigh` on the probe); lldpd as
-// a CDPv2-only Cisco switch and as an IP phone beside the switch; a scapy flood of 5,000 chassis.
+// a CDPv2-only Cisco switch and as an IP phone beside the switch; a scapy flood of 5,000 chassis;
+// ISC Kea as a rogue DHCP server forging the real server's identifier (option 54).
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -10,12 +11,13 @@ import { LAN } from "../../scripts/lab/lan-hosts.ts";
 import { ADDR } from "../../scripts/lab/topology.ts";
 import { MAX_NEIGHBORS } from "../../services/probe/src/checks/lldp.ts";
 import { checkSession, type CheckSession } from "./check-session.ts";
+import { runCheckIn } from "./run-check.ts";
 import { useLab } from "./lab-fixture.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const OPTS = { interface: ADDR.probeIf, count: 2, interval_ms: 50, wait_ms: 300, min_trigger_gap_s: 1 };
 
-describe("LAN security: ARP spoofing against the gateway check", () => {
+describe("LAN security against real tools on the office switch", () => {
   const lab = useLab();
   let session: CheckSession | undefined;
 
@@ -252,4 +254,57 @@ describe("LAN security: ARP spoofing against the gateway check", () => {
       await bridgeForwardsLldp(false);
     }
   }, 180_000);
+
+  it("ISC Kea as a rogue forging option 54 with the real server's address: rogue_dhcp names its real MAC and source IP in every run", async () => {
+    const dir = lab().info.dir;
+    const conf = join(dir, "kea-rogue.json");
+    writeFileSync(
+      conf,
+      JSON.stringify({
+        Dhcp4: {
+          "interfaces-config": { interfaces: [LAN.hostIf], "dhcp-socket-type": "raw" },
+          "lease-database": { type: "memfile", persist: false },
+          "valid-lifetime": 600,
+          subnet4: [
+            {
+              id: 1,
+              subnet: "192.0.2.0/24",
+              pools: [{ pool: "192.0.2.230 - 192.0.2.240" }],
+              "option-data": [
+                { name: "routers", data: LAN.host4 },
+                // The forgery: the identifier of the office's real server (the gateway).
+                { name: "dhcp-server-identifier", data: ADDR.gwLan4 },
+              ],
+            },
+          ],
+          loggers: [
+            { name: "kea-dhcp4", output_options: [{ output: join(dir, "kea-rogue.log") }], severity: "INFO" },
+          ],
+        },
+      }),
+    );
+    const kea = lab().spawn("lan", ["kea-dhcp4", "-c", conf], {
+      stdio: "ignore",
+      env: { ...process.env, KEA_PIDFILE_DIR: dir, KEA_LOCKFILE_DIR: dir },
+    });
+    try {
+      await sleep(1500);
+      expect(kea.exitCode, `kea-dhcp4 exited: see ${join(dir, "kea-rogue.log")}`).toBeNull();
+      for (let i = 0; i < 3; i++) {
+        const r = await runCheckIn(lab(), "dhcp", ADDR.probeIf, {
+          wait_ms: 1500,
+          request: false,
+          allowed_servers: [ADDR.gwLan4],
+        });
+        expect(r.error?.code, JSON.stringify(r.error)).toBe("rogue_dhcp");
+        expect(r.error?.message).toContain(
+          `${LAN.host4} (MAC ${LAN.hostMac} claiming server id ${ADDR.gwLan4})`,
+        );
+        expect(r.metrics.rogue_servers).toBe(1);
+      }
+    } finally {
+      kea.kill("SIGTERM");
+      if (kea.exitCode === null) await new Promise((r) => kea.once("exit", r));
+    }
+  }, 60_000);
 });

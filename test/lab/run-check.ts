@@ -22,7 +22,8 @@ export async function runCheckIn(
     const k = checkKind(${JSON.stringify(kind)});
     const opts = Value.Default(k.options, ${JSON.stringify(options)});
     const m = await k.run(${JSON.stringify(target)}, opts, { log: silentLogger() }, AbortSignal.timeout(${timeoutMs}));
-    console.log(JSON.stringify(m));`;
+    console.log(JSON.stringify(m));
+    process.exit(0); // a pcap-based kind keeps its capture (and the event loop) open`;
   const r = await lab.exec(host, [process.execPath, "--input-type=module", "-e", code], {
     timeoutMs: timeoutMs + 15_000,
   });
