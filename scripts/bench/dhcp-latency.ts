@@ -37,6 +37,7 @@ const OPTIONS = {
   expect_tftp: "",
   min_lease_s: 0,
   vendor_class: "",
+  vlan: 0,
 };
 
 if (process.argv[2] === "--inner") {

@@ -3,11 +3,13 @@
 // spoofer in every run while it is at it, a malformed claim as well as a well-formed one, and the
 // kernel's own poisoned cache, each against the ground truth of `ip neigh` on the probe); lldpd as
 // a CDPv2-only Cisco switch and as an IP phone beside the switch; a scapy flood of 5,000 chassis;
-// ISC Kea as a rogue DHCP server forging the real server's identifier (option 54).
+// ISC Kea as a rogue DHCP server forging the real server's identifier (option 54); per-VLAN DHCP
+// through the lab's user-space trunk (scripts/lab/vlan-trunk.ts), a real dnsmasq per VLAN.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { LAN } from "../../scripts/lab/lan-hosts.ts";
+import { LAB_VLANS, startTrunk } from "../../scripts/lab/vlan-trunk.ts";
 import { ADDR } from "../../scripts/lab/topology.ts";
 import { MAX_NEIGHBORS } from "../../services/probe/src/checks/lldp.ts";
 import { checkSession, type CheckSession } from "./check-session.ts";
@@ -307,4 +309,51 @@ describe("LAN security against real tools on the office switch", () => {
       if (kea.exitCode === null) await new Promise((r) => kea.once("exit", r));
     }
   }, 60_000);
+
+  it("per-VLAN DHCP through the trunk: each VLAN's server, a rogue named with its VLAN, one VLAN's server down while the others answer", async () => {
+    const [v20, v30, rogue] = LAB_VLANS;
+    const trunk = await startTrunk(lab());
+    const dhcp = (vlan: number, allowed: string[]) =>
+      runCheckIn(lab(), "dhcp", ADDR.probeIf, {
+        vlan,
+        wait_ms: 1500,
+        request: true,
+        allowed_servers: allowed,
+      });
+    try {
+      await trunk.dhcp(rogue!.name, false);
+      await sleep(1000);
+      const voice = await dhcp(20, [v20!.server4]);
+      expect(voice.status, JSON.stringify(voice.error)).toBe("ok");
+      expect(voice.detail?.servers).toEqual([expect.objectContaining({ ip: v20!.server4, mac: v20!.mac })]);
+      expect(voice.detail?.ack).toBeDefined();
+      const data = await dhcp(30, [v30!.server4]);
+      expect(data.status, JSON.stringify(data.error)).toBe("ok");
+      expect(data.detail?.servers).toEqual([expect.objectContaining({ ip: v30!.server4 })]);
+      // The untagged LAN still has only the office's server.
+      const native = await runCheckIn(lab(), "dhcp", ADDR.probeIf, {
+        wait_ms: 1500,
+        allowed_servers: [ADDR.gwLan4],
+      });
+      expect(native.metrics).toMatchObject({ servers: 1, rogue_servers: 0 });
+      // A rogue on VLAN 30 only.
+      await trunk.dhcp(rogue!.name, true);
+      await sleep(1000);
+      const hit = await dhcp(30, [v30!.server4]);
+      expect(hit.error?.code).toBe("rogue_dhcp");
+      expect(hit.error?.message).toContain(
+        `rogue DHCP server on VLAN 30: ${rogue!.server4} (MAC ${rogue!.mac})`,
+      );
+      expect((await dhcp(20, [v20!.server4])).status).toBe("ok");
+      // Voice VLAN's server down: that VLAN fails, the data VLAN does not.
+      await trunk.dhcp(rogue!.name, false);
+      await trunk.dhcp(v20!.name, false);
+      const down = await dhcp(20, [v20!.server4]);
+      expect(down.error?.code).toBe("no_offer");
+      expect(down.error?.message).toContain(`on ${ADDR.probeIf} VLAN 20`);
+      expect((await dhcp(30, [v30!.server4])).status).toBe("ok");
+    } finally {
+      await trunk.down();
+    }
+  }, 90_000);
 });

@@ -45,6 +45,7 @@ const defaults: DhcpOptions = {
   expect_tftp: "",
   min_lease_s: 0,
   vendor_class: "",
+  vlan: 0,
 };
 
 interface Server {
@@ -61,6 +62,8 @@ interface Server {
   ackDelayMs?: number;
   /** 802.1Q tag on every answer (a server on another VLAN of a trunk). */
   vlan?: number;
+  /** A server on this VLAN of a trunk: it hears only DISCOVERs tagged with it, and tags its answers. */
+  trunkVlan?: number;
 }
 
 /** The frame with an 802.1Q tag inserted after the MAC addresses. */
@@ -76,6 +79,7 @@ function tagged(frame: Buffer, vlan: number): Buffer {
 function server(s: Server): Responder {
   return (frame) => {
     const eth = decodeEthernet(frame);
+    if (s.trunkVlan !== undefined && eth?.vlan !== s.trunkVlan) return [];
     const udp = eth && decodeIpv4Udp(eth.payload);
     const m = udp && parseDhcp(udp.payload);
     if (!m || m.op !== 1) return [];
@@ -114,7 +118,7 @@ function server(s: Server): Responder {
     const answer = encodeEthernet("ff:ff:ff:ff:ff:ff", s.mac, ETHERTYPE.ipv4, ip);
     return [
       {
-        frame: s.vlan === undefined ? answer : tagged(answer, s.vlan),
+        frame: (s.vlan ?? s.trunkVlan) === undefined ? answer : tagged(answer, (s.vlan ?? s.trunkVlan)!),
         delayMs: type === DHCP_TYPE.offer ? 1 : (s.ackDelayMs ?? 1),
       },
     ];
@@ -286,6 +290,54 @@ describe("dhcp check", () => {
     );
     expect(r.status).toBe("ok");
     expect(r.metrics).toMatchObject({ servers: 1, rogue_servers: 0 });
+  });
+
+  it("vlan: N on a trunk: the DISCOVER goes out tagged, only that VLAN's server counts, a rogue is named with its VLAN", async () => {
+    const VOICE: Server = {
+      id: "198.51.100.129",
+      mac: "02:00:00:00:20:01",
+      offer: "198.51.100.140",
+      trunkVlan: 20,
+    };
+    const V30: Server = {
+      id: "198.51.100.194",
+      mac: "02:00:00:00:30:66",
+      offer: "198.51.100.200",
+      trunkVlan: 30,
+    };
+    const io = lan(server(GW), server(VOICE), server(V30));
+    const check = createDhcpCheck({ io });
+    const voice = await check.run(
+      "eth0",
+      { ...defaults, vlan: 20, allowed_servers: [VOICE.id], request: true },
+      ctx,
+      new AbortController().signal,
+    );
+    expect(voice.status, JSON.stringify(voice.error)).toBe("ok");
+    expect(voice.metrics).toMatchObject({ servers: 1, rogue_servers: 0 });
+    expect((voice.detail?.servers as { ip: string }[])[0]?.ip).toBe(VOICE.id);
+    expect(voice.detail?.vlan).toBe(20);
+    // Every frame the check sent (DISCOVER, REQUEST, RELEASE) carried the tag.
+    expect(io.injected.map((f) => decodeEthernet(f)?.vlan)).toEqual([20, 20, 20]);
+    const rogue = await check.run(
+      "eth0",
+      { ...defaults, vlan: 30, allowed_servers: ["198.51.100.193"] },
+      ctx,
+      new AbortController().signal,
+    );
+    expect(rogue.error?.code).toBe("rogue_dhcp");
+    expect(rogue.error?.message).toContain(`rogue DHCP server on VLAN 30: ${V30.id} (MAC ${V30.mac})`);
+    // The untagged LAN's check hears neither VLAN's server.
+    const native = await check.run(
+      "eth0",
+      { ...defaults, allowed_servers: [GW.id] },
+      ctx,
+      new AbortController().signal,
+    );
+    expect(native.metrics).toMatchObject({ servers: 1, rogue_servers: 0 });
+    const silent = await check.run("eth0", { ...defaults, vlan: 40 }, ctx, new AbortController().signal);
+    expect(silent.error?.code).toBe("no_offer");
+    expect(silent.error?.message).toContain("on eth0 VLAN 40");
   });
 
   it("two servers and no allow-list → warn multiple_dhcp_servers", async () => {

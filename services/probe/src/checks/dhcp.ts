@@ -112,6 +112,14 @@ const options = Type.Object(
       default: 0,
       description: "option 51 lease time must be at least this many seconds; 0 = not checked",
     }),
+    vlan: Type.Integer({
+      minimum: 0,
+      maximum: 4094,
+      default: 0,
+      description:
+        "802.1Q VLAN to test on a trunk port: the DISCOVER goes out tagged with it and only answers tagged " +
+        "with it count (no VLAN interface needed: the frames are tagged in user space). 0 = the untagged LAN",
+    }),
     vendor_class: Type.String({
       default: "",
       maxLength: 255,
@@ -208,6 +216,11 @@ class DhcpExchange {
     this.#signal = signal;
   }
 
+  /** The interface, and the VLAN when testing one: where the message says it looked. */
+  get #segment(): string {
+    return this.#opts.vlan > 0 ? `${this.#iface} VLAN ${this.#opts.vlan}` : this.#iface;
+  }
+
   async run(): Promise<Measurement> {
     if (!isInterfaceName(this.#iface)) {
       return errorResult(
@@ -285,7 +298,8 @@ class DhcpExchange {
         payload,
       });
       this.#released =
-        this.#tap?.inject(encodeEthernet(ack.mac, this.#clientMac, ETHERTYPE.ipv4, ip)) === undefined;
+        this.#tap?.inject(encodeEthernet(ack.mac, this.#clientMac, ETHERTYPE.ipv4, ip, this.#opts.vlan)) ===
+        undefined;
     }
   }
 
@@ -308,7 +322,7 @@ class DhcpExchange {
       dstPort: DHCP_SERVER_PORT,
       payload,
     });
-    const frame = encodeEthernet(BROADCAST_MAC, this.#clientMac, ETHERTYPE.ipv4, ip);
+    const frame = encodeEthernet(BROADCAST_MAC, this.#clientMac, ETHERTYPE.ipv4, ip, this.#opts.vlan);
     this.#wallOffsetUs = wallMinusMonoUs();
     const at = process.hrtime.bigint();
     return { at, error: this.#tap?.inject(frame) };
@@ -331,8 +345,9 @@ class DhcpExchange {
 
   #onFrame(frame: CapturedFrame, eth: EthernetFrame): void {
     if (this.#phase === "done") return;
-    // A tagged frame belongs to a VLAN, not to this untagged interface's LAN.
-    if (eth.vlan !== undefined) {
+    // A frame of another VLAN (or untagged, when testing a VLAN) is not this segment's. VLAN id 0 is
+    // a priority tag (802.1p) on the untagged LAN.
+    if ((eth.vlan ?? 0) !== this.#opts.vlan) {
       this.#ignored++;
       return;
     }
@@ -465,6 +480,7 @@ class DhcpExchange {
       servers,
       ignored_frames: this.#ignored,
     };
+    if (this.#opts.vlan > 0) detail.vlan = this.#opts.vlan;
     if (this.#otherTypes > 0) detail.unexpected_messages = this.#otherTypes;
     if (this.#forged.length > 0) detail.forged_replies = this.#forged;
     if (this.#ack !== undefined) {
@@ -497,7 +513,7 @@ class DhcpExchange {
         error: {
           code: "no_offer",
           message:
-            `no DHCP server answered the DISCOVER on ${this.#iface} ${how}: the DHCP server is down or ` +
+            `no DHCP server answered the DISCOVER on ${this.#segment} ${how}: the DHCP server is down or ` +
             `unreachable, DHCP is blocked (switch port, VLAN, snooping), or its address pool is exhausted`,
         },
       };
@@ -508,7 +524,7 @@ class DhcpExchange {
         status: "fail",
         error: {
           code: "rogue_dhcp",
-          message: `rogue DHCP server${rogues.length > 1 ? "s" : ""} on the LAN: ${list}; allowed: ${this.#opts.allowed_servers.join(", ")}`,
+          message: `rogue DHCP server${rogues.length > 1 ? "s" : ""} on ${this.#opts.vlan > 0 ? `VLAN ${this.#opts.vlan}` : "the LAN"}: ${list}; allowed: ${this.#opts.allowed_servers.join(", ")}`,
         },
       };
     }

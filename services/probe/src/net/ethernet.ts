@@ -61,13 +61,24 @@ export function decodeEthernet(frame: Buffer): EthernetFrame | undefined {
   };
 }
 
-/** Builds an Ethernet II frame. */
-export function encodeEthernet(dst: string, src: string, etherType: number, payload: Buffer): Buffer {
-  const frame = Buffer.alloc(14 + payload.length);
+/** Builds an Ethernet II frame; with `vlan` (1-4094) it carries an 802.1Q tag (priority 0). */
+export function encodeEthernet(
+  dst: string,
+  src: string,
+  etherType: number,
+  payload: Buffer,
+  vlan?: number,
+): Buffer {
+  const tag = vlan === undefined || vlan === 0 ? 0 : 4;
+  const frame = Buffer.alloc(14 + tag + payload.length);
   parseMac(dst).copy(frame, 0);
   parseMac(src).copy(frame, 6);
-  frame.writeUInt16BE(etherType, 12);
-  payload.copy(frame, 14);
+  if (tag > 0) {
+    frame.writeUInt16BE(ETHERTYPE.vlan, 12);
+    frame.writeUInt16BE((vlan ?? 0) & 0x0fff, 14);
+  }
+  frame.writeUInt16BE(etherType, 12 + tag);
+  payload.copy(frame, 14 + tag);
   return frame;
 }
 
