@@ -252,6 +252,17 @@ describe("ConfigFile: recovery at start (a crash, kill -9 or reboot inside the w
     expect(readFileSync(path, "utf8")).toBe(YAML);
   });
 
+  it("the same crash inside the window: no pending state is resumed that no timer could act on", () => {
+    applyThenCrash(T0 + 60_000);
+    const f0 = new ConfigFile(path, {});
+    writeFileSync(path, readFileSync(f0.lastGoodPath));
+    rmSync(f0.lastGoodPath);
+    const f = new ConfigFile(path, {}, manualTimers().t);
+    expect(f.recover()).toEqual({ kind: "none" });
+    expect(f.pending()).toBeUndefined();
+    expect(existsSync(f.pendingPath)).toBe(false);
+  });
+
   it("an unreadable pending state goes back to last-known-good: the safe side", () => {
     applyThenCrash(T0 + 600_000);
     const f = new ConfigFile(path, {}, manualTimers().t);

@@ -135,14 +135,14 @@ export class ConfigFile {
       // Unreadable state: the safe side is the file that was known to work.
       return {
         kind: "rolled_back",
+        // The document given up is the file now; if even that does not parse, its hash is unknown.
         rolledBack: this.#restore(this.#currentHash() ?? "0".repeat(64), "not_confirmed"),
       };
     }
     this.#pending = pending;
-    const remainingMs = Date.parse(pending.confirm_by) - this.#timers.now();
-    if (remainingMs > 0) return { kind: "waiting", pending, remainingMs };
     if (!this.hasPrevious()) {
       // A crash between restoring the file and removing the pending state: already rolled back.
+      // (Inside the window or not: without last-good there is nothing a timer could go back to.)
       this.#pending = undefined;
       removeFile(this.pendingPath);
       if (this.#currentHash() === pending.previous_document_hash) return { kind: "none" };
@@ -151,6 +151,8 @@ export class ConfigFile {
         problem: `the confirm window of ${pending.document_hash} passed but ${this.lastGoodPath} is missing; keeping the file as it is`,
       };
     }
+    const remainingMs = Date.parse(pending.confirm_by) - this.#timers.now();
+    if (remainingMs > 0) return { kind: "waiting", pending, remainingMs };
     return { kind: "rolled_back", rolledBack: this.#restore(pending.document_hash, "not_confirmed") };
   }
 
@@ -219,7 +221,11 @@ export class ConfigFile {
    * when there is no last-known-good file.
    */
   rollBack(givenUp: string, reason: RolledBack["reason"]): RolledBack | undefined {
-    if (!this.hasPrevious()) return undefined;
+    if (!this.hasPrevious()) {
+      // Pending with last-good gone (removed by hand): nothing to go back to, so nothing pending either.
+      if (this.#pending) this.confirm(this.#pending.document_hash);
+      return undefined;
+    }
     return this.#restore(this.#pending?.document_hash ?? givenUp, reason);
   }
 
