@@ -1,5 +1,6 @@
 import { FormatRegistry, Type, type Static, type TSchema } from "@sinclair/typebox";
 import { AREAS, CHECK_NAME_PATTERN } from "./vocabulary.ts";
+import { CONFIRM_DEFAULT_S, CONFIRM_MAX_S, CONFIRM_MIN_S, DOCUMENT_HASH_PATTERN } from "./config-document.ts";
 
 // TypeBox validates formats only once they are registered; RFC 3339 date-time as in JSON Schema.
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
@@ -63,6 +64,12 @@ export const ResultPayload = Type.Object(
     status: StatusName,
     metrics: Type.Record(Type.String(), Type.Number()),
     detail: Type.Record(Type.String(), Type.Unknown()),
+    config_hash: Type.Optional(
+      Type.String({
+        pattern: "^[0-9a-f]{64}$",
+        description: "config_hash of the config that produced this result (as in `config`)",
+      }),
+    ),
     error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
     version: Type.String({ description: "netprobe software version" }),
   },
@@ -247,6 +254,41 @@ export function configPayloadSchema<C extends TSchema>(config: C) {
         pattern: "^[0-9a-f]{64}$",
         description: "sha256 of the redacted config with sorted keys: equal configs hash equal",
       }),
+      document_hash: Type.Optional(
+        Type.String({
+          pattern: DOCUMENT_HASH_PATTERN,
+          description:
+            "documentHash() of the config file as read (before defaults and environment): HQ's desired hash equals it when there is no drift",
+        }),
+      ),
+      pending: Type.Optional(
+        Type.Object(
+          {
+            document_hash: Type.String({ pattern: DOCUMENT_HASH_PATTERN }),
+            confirm_by: Type.String({
+              format: "date-time",
+              description: "unless cmd/confirm_config arrives by then, the probe goes back to `previous`",
+            }),
+            previous_document_hash: Type.String({ pattern: DOCUMENT_HASH_PATTERN }),
+          },
+          { additionalProperties: false, description: "an applied config waiting for HQ's confirmation" },
+        ),
+      ),
+      rolled_back: Type.Optional(
+        Type.Object(
+          {
+            document_hash: Type.String({
+              pattern: DOCUMENT_HASH_PATTERN,
+              description: "the document that was given up",
+            }),
+            at: Type.String({ format: "date-time" }),
+            reason: Type.Union([Type.Literal("not_confirmed"), Type.Literal("command")], {
+              description: "not_confirmed: the confirm window passed; command: cmd/rollback_config",
+            }),
+          },
+          { additionalProperties: false, description: "the last rollback since the probe started" },
+        ),
+      ),
       config,
     },
     { additionalProperties: false, $id: "netprobe/v1/config" },
@@ -327,12 +369,65 @@ export const ConfigCommand = Type.Object(
 /** Payload of `cmd/config`. */
 export type ConfigCommand = Static<typeof ConfigCommand>;
 
+const DocumentHash = Type.String({
+  pattern: DOCUMENT_HASH_PATTERN,
+  description: "documentHash() of the document (services/contract/src/config-document.ts)",
+});
+
+/**
+ * `cmd/apply_config`: make this document the probe's config file ("commit confirmed"). The probe
+ * checks the hash, validates the document with its config schema (an invalid one is refused with
+ * every problem; the running config stays), writes it atomically keeping the file it replaces as
+ * last-known-good, applies it like a reload, and goes back to the last-known-good by itself unless
+ * `cmd/confirm_config` for this hash arrives within `confirm_s`.
+ */
+export const ApplyConfigCommand = Type.Object(
+  {
+    schema: Schema,
+    request_id: RequestId,
+    document: Type.Record(Type.String(), Type.Unknown(), {
+      description: "the whole config file's content, as an object (what netprobe config validate reads)",
+    }),
+    document_hash: DocumentHash,
+    confirm_s: Type.Optional(
+      Type.Integer({
+        minimum: CONFIRM_MIN_S,
+        maximum: CONFIRM_MAX_S,
+        default: CONFIRM_DEFAULT_S,
+        description: "seconds HQ has to confirm before the probe rolls back",
+      }),
+    ),
+  },
+  { additionalProperties: false, $id: "netprobe/v1/cmd/apply_config" },
+);
+/** Payload of `cmd/apply_config`. */
+export type ApplyConfigCommand = Static<typeof ApplyConfigCommand>;
+
+/** `cmd/confirm_config`: HQ heard the probe on the applied config; it becomes last-known-good. */
+export const ConfirmConfigCommand = Type.Object(
+  { schema: Schema, request_id: RequestId, document_hash: DocumentHash },
+  { additionalProperties: false, $id: "netprobe/v1/cmd/confirm_config" },
+);
+/** Payload of `cmd/confirm_config`. */
+export type ConfirmConfigCommand = Static<typeof ConfirmConfigCommand>;
+
+/** `cmd/rollback_config`: go back to the last-known-good file now. */
+export const RollbackConfigCommand = Type.Object(
+  { schema: Schema, request_id: RequestId },
+  { additionalProperties: false, $id: "netprobe/v1/cmd/rollback_config" },
+);
+/** Payload of `cmd/rollback_config`. */
+export type RollbackConfigCommand = Static<typeof RollbackConfigCommand>;
+
 /** Every command, by the name in its topic `cmd/<name>`. */
 export const COMMANDS = {
   run: RunCommand,
   identify: IdentifyCommand,
   reload: ReloadCommand,
   config: ConfigCommand,
+  apply_config: ApplyConfigCommand,
+  confirm_config: ConfirmConfigCommand,
+  rollback_config: RollbackConfigCommand,
 } as const;
 /** A command name. */
 export type CommandName = keyof typeof COMMANDS;
@@ -348,6 +443,9 @@ export const COMMAND_ERRORS = {
   unknown_area: "no enabled check in that area",
   config_invalid: "the config file is invalid; `problems` lists every problem, the running config stays",
   restart_required: "the new config changes settings that only a restart applies; nothing was changed",
+  hash_mismatch: "document_hash is not the hash of the document sent",
+  not_pending: "no applied config with that hash is waiting for confirmation",
+  no_previous: "there is no last-known-good config to go back to",
   internal: "the probe failed to carry out the command; see its log",
 } as const;
 /** A command error code. */
@@ -375,6 +473,26 @@ const ReloadResult = Type.Object(
   },
   { additionalProperties: false },
 );
+const ApplyConfigResult = Type.Object(
+  {
+    config_hash: Type.String({ description: "hash of the config now running" }),
+    document_hash: DocumentHash,
+    changed: Type.Array(Type.String(), { description: "top-level sections that changed and were applied" }),
+    confirm_by: Type.String({ format: "date-time", description: "rolled back unless confirmed by then" }),
+  },
+  { additionalProperties: false },
+);
+const ConfirmConfigResult = Type.Object(
+  { document_hash: DocumentHash, confirmed: Type.Literal(true) },
+  { additionalProperties: false },
+);
+const RollbackConfigResult = Type.Object(
+  {
+    config_hash: Type.String({ description: "hash of the config now running" }),
+    document_hash: DocumentHash,
+  },
+  { additionalProperties: false },
+);
 function configResult<C extends TSchema>(config: C) {
   return Type.Object({ config_hash: Type.String(), config }, { additionalProperties: false });
 }
@@ -397,7 +515,17 @@ export function replyPayloadSchema<C extends TSchema>(config: C) {
           description: "true: a repeated request_id, answered from memory without running again",
         }),
       ),
-      result: Type.Optional(Type.Union([RunResult, IdentifyResult, ReloadResult, configResult(config)])),
+      result: Type.Optional(
+        Type.Union([
+          RunResult,
+          IdentifyResult,
+          ReloadResult,
+          configResult(config),
+          ApplyConfigResult,
+          ConfirmConfigResult,
+          RollbackConfigResult,
+        ]),
+      ),
       error: Type.Optional(
         Type.Object(
           {
@@ -512,6 +640,31 @@ export const TOPICS = {
     qos: 1,
     retain: false,
     description: "reply with the effective config, secrets redacted",
+  },
+  cmd_apply_config: {
+    topic: "cmd/apply_config",
+    from: "hq",
+    schema: ApplyConfigCommand,
+    qos: 1,
+    retain: false,
+    description:
+      "make this document the config file, rolled back unless confirmed within `confirm_s` (docs/fleet-config.md)",
+  },
+  cmd_confirm_config: {
+    topic: "cmd/confirm_config",
+    from: "hq",
+    schema: ConfirmConfigCommand,
+    qos: 1,
+    retain: false,
+    description: "keep the applied document `document_hash`: it becomes last-known-good",
+  },
+  cmd_rollback_config: {
+    topic: "cmd/rollback_config",
+    from: "hq",
+    schema: RollbackConfigCommand,
+    qos: 1,
+    retain: false,
+    description: "go back to the last-known-good config file now",
   },
   reply: {
     topic: "reply/<request_id>",

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import type { TSchema } from "@sinclair/typebox";
 import { checkKind } from "../checks/registry.ts";
 import { isMapping } from "./env.ts";
+import { canonicalJson } from "../../../contract/src/config-document.ts";
 import { ConfigSchema, type Config } from "./schema.ts";
 
 /** What a secret is replaced with. */
@@ -54,9 +55,4 @@ export function configHash(config: Config): string {
     .digest("hex");
 }
 
-/** JSON with object keys sorted at every level (array order kept). */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    isMapping(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
-  );
-}
+export { canonicalJson } from "../../../contract/src/config-document.ts";
