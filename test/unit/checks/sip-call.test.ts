@@ -2,7 +2,7 @@
 // final response for 32 s and logs the probe as broken: every non-2xx final response is ACKed
 // (§17.1.1.3, again for each retransmission), and a call that rings too long is CANCELled, the
 // CANCEL retransmitted over UDP until it is answered, and the 487 that follows ACKed (§9.1).
-// The far end here is a scripted UAS behind the SipConnection interface; test/lab/sip-sipp.test.ts
+// The far end here is a scripted UAS (test/doubles/scripted-sip.ts); test/lab/sip-sipp.test.ts
 // runs the same cases against SIPp.
 import { Value } from "@sinclair/typebox/value";
 import { describe, expect, test } from "vitest";
@@ -13,41 +13,11 @@ import {
 } from "../../../services/probe/src/checks/sip-call.ts";
 import { silentLogger } from "../../../services/contract/src/log.ts";
 import type { MediaSockets } from "../../../services/probe/src/sip/media.ts";
-import {
-  headerValue,
-  parseSipMessage,
-  responseHeadersFor,
-  serializeResponse,
-  type SipRequest,
-} from "../../../services/probe/src/sip/message.ts";
-import type { ConnectSip } from "../../../services/probe/src/sip/transport.ts";
-
-/** Sends a response to a request the fake PBX received (the To gets the PBX's tag). */
-type Respond = (to: SipRequest, status: number, reason: string) => void;
-/** What the fake PBX does with each request it receives. */
-type Script = (request: SipRequest, respond: Respond, seen: SipRequest[]) => void;
+import { headerValue, type SipRequest } from "../../../services/probe/src/sip/message.ts";
+import { FAR_END, scriptedSip, type Script } from "../../doubles/scripted-sip.ts";
 
 function fakePbx(script: Script, options: Partial<SipCallOptions> = {}) {
-  const seen: SipRequest[] = [];
-  const connect: ConnectSip = (_options, events) =>
-    Promise.resolve({
-      transport: "udp",
-      local: { address: "192.0.2.10", port: 5062 },
-      reliable: false,
-      close: () => {},
-      send: (data: Buffer) => {
-        const m = parseSipMessage(data);
-        if ("error" in m || m.kind !== "request") throw new Error("the probe sent something unparsable");
-        seen.push(m);
-        const respond: Respond = (to, status, reason) => {
-          const headers = responseHeadersFor(to).map(([n, v]): [string, string] =>
-            n.toLowerCase() === "to" && status > 100 && !v.includes("tag=") ? [n, `${v};tag=pbx1`] : [n, v],
-          );
-          setImmediate(() => events.message(serializeResponse(status, reason, headers)));
-        };
-        script(m, respond, seen);
-      },
-    });
+  const { connect, seen } = scriptedSip(script);
   const media: MediaSockets = {
     rtpPort: 20000,
     sendRtp: () => {},
@@ -58,7 +28,7 @@ function fakePbx(script: Script, options: Partial<SipCallOptions> = {}) {
   };
   const check = createSipCallCheck({
     connect,
-    resolve: () => Promise.resolve({ address: "203.0.113.60", family: 4 }),
+    resolve: () => Promise.resolve(FAR_END),
     openMedia: () => Promise.resolve(media),
   });
   const opts = Value.Default(sipCall.options, {
@@ -104,7 +74,7 @@ describe("sip-call failure endings", () => {
         expect(ack.uri).toBe(invite!.uri);
         expect(headerValue(ack, "from")).toBe(headerValue(invite!, "from"));
         expect(headerValue(ack, "call-id")).toBe(headerValue(invite!, "call-id"));
-        expect(headerValue(ack, "to")).toContain("tag=pbx1");
+        expect(headerValue(ack, "to")).toContain("tag=far1");
       }
     });
   }
@@ -128,7 +98,7 @@ describe("sip-call failure endings", () => {
     expect(cancel!.uri).toBe(invite!.uri);
     expect(headerValue(cancel!, "to")).toBe(headerValue(invite!, "to"));
     expect(branchOf(ack)).toBe(branchOf(invite));
-    expect(headerValue(ack!, "to")).toContain("tag=pbx1");
+    expect(headerValue(ack!, "to")).toContain("tag=far1");
   });
 
   test("no response at all → timeout, and no CANCEL (nothing to cancel before a provisional)", async () => {

@@ -184,7 +184,13 @@ async function register(
     if (status === 403 || status === 404)
       return failure(
         "auth_failed",
-        `REGISTER ${addressOfRecord} at ${where}: ${status} ${response.reason} (${status === 403 ? "wrong password or account not allowed" : "no such account on this registrar"})`,
+        `REGISTER ${addressOfRecord} at ${where}: ${status} ${response.reason} (${
+          auth.password === ""
+            ? `no password configured${opts.password_env ? ` (environment variable ${opts.password_env} is empty)` : ""}`
+            : status === 403
+              ? "wrong password or account not allowed"
+              : "no such account on this registrar"
+        })`,
         { ...metrics(), status_code: status },
         detail,
       );
