@@ -21,8 +21,8 @@ const NONCE = "5f0e3c9a1b";
 function digestValid(r: SipRequest, user: string, password: string, algorithm: "MD5" | "SHA-256"): boolean {
   const auth = headerValue(r, "authorization");
   if (auth === undefined) return false;
-  const p = Object.fromEntries(
-    [...auth.matchAll(/(\w+)=("([^"]*)"|[^,\s]+)/g)].map((m) => [m[1], m[3] ?? m[2]]),
+  const p: Record<string, string | undefined> = Object.fromEntries(
+    [...auth.matchAll(/(\w+)=("([^"]*)"|[^,\s]+)/g)].map((m): [string, string] => [m[1]!, m[3] ?? m[2]!]),
   );
   const h = (s: string) =>
     createHash(algorithm === "MD5" ? "md5" : "sha256")
