@@ -345,6 +345,32 @@ describe("LAN security against real tools on the office switch", () => {
         `rogue DHCP server on VLAN 30: ${rogue!.server4} (MAC ${rogue!.mac})`,
       );
       expect((await dhcp(20, [v20!.server4])).status).toBe("ok");
+      // vlan: auto-voice takes the voice VLAN a phone beside the switch advertises (LLDP-MED).
+      await bridgeForwardsLldp(true);
+      const phone = lldpdOnLan(
+        "phone-av",
+        ["-M", "3"],
+        [
+          "configure system hostname phone-desk-14",
+          "configure med policy application voice tagged vlan 20 priority voice dscp 46",
+        ],
+      );
+      try {
+        await sleep(2000);
+        const auto = await runCheckIn(
+          lab(),
+          "dhcp",
+          ADDR.probeIf,
+          { vlan: "auto-voice", wait_ms: 1500, allowed_servers: [v20!.server4] },
+          { before: [{ kind: "lldp", target: ADDR.probeIf, options: { wait_ms: 3000 } }] },
+        );
+        expect(auto.status, JSON.stringify(auto.error)).toBe("ok");
+        expect(auto.detail?.vlan).toBe(20);
+        expect(auto.detail?.servers).toEqual([expect.objectContaining({ ip: v20!.server4 })]);
+      } finally {
+        await phone();
+        await bridgeForwardsLldp(false);
+      }
       // Voice VLAN's server down: that VLAN fails, the data VLAN does not.
       await trunk.dhcp(rogue!.name, false);
       await trunk.dhcp(v20!.name, false);

@@ -7,18 +7,33 @@ import type { Measurement } from "../../services/probe/src/checks/check.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
+/** A check run first in the same process (one that another check reads, as dhcp reads lldp's voice VLAN). */
+export interface PriorRun {
+  kind: string;
+  target: string;
+  options?: Record<string, unknown>;
+}
+
 /** One run of check `kind` against `target` from `host` (the probe by default). */
 export async function runCheckIn(
   lab: Lab,
   kind: string,
   target: string,
   options: Record<string, unknown> = {},
-  { host = "probe", timeoutMs = 15_000 }: { host?: LabHost; timeoutMs?: number } = {},
+  {
+    host = "probe",
+    timeoutMs = 15_000,
+    before = [],
+  }: { host?: LabHost; timeoutMs?: number; before?: PriorRun[] } = {},
 ): Promise<Measurement> {
   const code = `
     const { checkKind } = await import(${JSON.stringify(join(ROOT, "services/probe/src/checks/registry.ts"))});
     const { Value } = await import("@sinclair/typebox/value");
     const { silentLogger } = await import(${JSON.stringify(join(ROOT, "services/contract/src/log.ts"))});
+    for (const p of ${JSON.stringify(before)}) {
+      const pk = checkKind(p.kind);
+      await pk.run(p.target, Value.Default(pk.options, p.options ?? {}), { log: silentLogger() }, AbortSignal.timeout(${timeoutMs}));
+    }
     const k = checkKind(${JSON.stringify(kind)});
     const opts = Value.Default(k.options, ${JSON.stringify(options)});
     const m = await k.run(${JSON.stringify(target)}, opts, { log: silentLogger() }, AbortSignal.timeout(${timeoutMs}));

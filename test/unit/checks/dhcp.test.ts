@@ -340,6 +340,24 @@ describe("dhcp check", () => {
     expect(silent.error?.message).toContain("on eth0 VLAN 40");
   });
 
+  it("vlan: auto-voice tests the voice VLAN the lldp check heard advertised; none advertised → no_voice_vlan", async () => {
+    const VOICE: Server = {
+      id: "198.51.100.129",
+      mac: "02:00:00:00:20:01",
+      offer: "198.51.100.140",
+      trunkVlan: 20,
+    };
+    let advertised: number | undefined = 20;
+    const check = createDhcpCheck({ io: lan(server(GW), server(VOICE)), voiceVlan: () => advertised });
+    const opts = { ...defaults, vlan: "auto-voice" as const, allowed_servers: [VOICE.id] };
+    const r = await check.run("eth0", opts, ctx, new AbortController().signal);
+    expect(r.status, JSON.stringify(r.error)).toBe("ok");
+    expect(r.detail?.vlan).toBe(20);
+    advertised = undefined;
+    const none = await check.run("eth0", opts, ctx, new AbortController().signal);
+    expect(none).toMatchObject({ status: "error", error: { code: "no_voice_vlan" } });
+  });
+
   it("two servers and no allow-list → warn multiple_dhcp_servers", async () => {
     const check = createDhcpCheck({ io: lan(server(GW), server(ROGUE)) });
     const r = await check.run("eth0", defaults, ctx, new AbortController().signal);

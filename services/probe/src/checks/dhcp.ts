@@ -37,6 +37,7 @@ import { isInterfaceName } from "../net/interfaces.ts";
 import { latencyFromWireMs, wallMinusMonoUs } from "../../../contract/src/net/wall-clock.ts";
 import { sharedPcap, type CapturedFrame, type FrameIo, type FrameTap } from "../net/pcap-session.ts";
 import { round } from "./common/round.ts";
+import { lldp } from "./lldp.ts";
 
 const ipv4 = { pattern: "^(\\d{1,3}\\.){3}\\d{1,3}$" };
 const ipv4OrEmpty = { pattern: "^((\\d{1,3}\\.){3}\\d{1,3})?$" };
@@ -112,13 +113,13 @@ const options = Type.Object(
       default: 0,
       description: "option 51 lease time must be at least this many seconds; 0 = not checked",
     }),
-    vlan: Type.Integer({
-      minimum: 0,
-      maximum: 4094,
+    vlan: Type.Union([Type.Integer({ minimum: 0, maximum: 4094 }), Type.Literal("auto-voice")], {
       default: 0,
       description:
         "802.1Q VLAN to test on a trunk port: the DISCOVER goes out tagged with it and only answers tagged " +
-        "with it count (no VLAN interface needed: the frames are tagged in user space). 0 = the untagged LAN",
+        "with it count (no VLAN interface needed: the frames are tagged in user space). 0 = the untagged LAN; " +
+        "auto-voice = the voice VLAN the switch or phone advertises (CDP / LLDP-MED), as the lldp check on " +
+        "this interface last heard it",
     }),
     vendor_class: Type.String({
       default: "",
@@ -135,6 +136,8 @@ export type DhcpOptions = Static<typeof options>;
 /** The I/O a dhcp check uses; tests pass a fake LAN. */
 export interface DhcpDependencies {
   io: FrameIo;
+  /** The voice VLAN advertised on an interface (the lldp check's), for `vlan: auto-voice`. */
+  voiceVlan?: (iface: string) => number | undefined;
 }
 
 /** Builds the dhcp check over the given I/O (docs/architecture.md, "Conventions"). */
@@ -144,12 +147,31 @@ export function createDhcpCheck(deps: DhcpDependencies): CheckKind<typeof option
     needs: ["net_raw"],
     defaultArea: "dhcp",
     options,
-    run: (target, opts, ctx, signal) => new DhcpExchange(deps.io, target.trim(), opts, ctx, signal).run(),
+    run: (target, opts, ctx, signal) => {
+      const iface = target.trim();
+      let vlan = opts.vlan;
+      if (vlan === "auto-voice") {
+        const advertised = deps.voiceVlan?.(iface);
+        if (advertised === undefined)
+          return Promise.resolve(
+            errorResult(
+              "no_voice_vlan",
+              `no voice VLAN advertised on ${iface} (CDP or LLDP-MED, as the lldp check hears it): ` +
+                "add an lldp check on this interface, or set vlan to the voice VLAN's number",
+            ),
+          );
+        vlan = advertised;
+      }
+      return new DhcpExchange(deps.io, iface, { ...opts, vlan }, ctx, signal).run();
+    },
   };
 }
 
 /** DHCP discovery over the process-wide pcap session of the interface. */
-export const dhcp: CheckKind<typeof options> = createDhcpCheck({ io: sharedPcap });
+export const dhcp: CheckKind<typeof options> = createDhcpCheck({
+  io: sharedPcap,
+  voiceVlan: (iface) => lldp.voiceVlan(iface),
+});
 
 /** One server's answer, as reported in `detail.servers`. */
 interface ServerAnswer {
@@ -183,7 +205,7 @@ type Phase = "offers" | "ack" | "done";
 class DhcpExchange {
   readonly #io: FrameIo;
   readonly #iface: string;
-  readonly #opts: DhcpOptions;
+  readonly #opts: DhcpOptions & { vlan: number };
   readonly #ctx: CheckContext;
   readonly #signal: AbortSignal;
   readonly #xid = randomInt(0, 0xffffffff);
@@ -208,7 +230,13 @@ class DhcpExchange {
   #released = false;
   #sendError: CheckError | undefined;
 
-  constructor(io: FrameIo, iface: string, opts: DhcpOptions, ctx: CheckContext, signal: AbortSignal) {
+  constructor(
+    io: FrameIo,
+    iface: string,
+    opts: DhcpOptions & { vlan: number },
+    ctx: CheckContext,
+    signal: AbortSignal,
+  ) {
     this.#io = io;
     this.#iface = iface;
     this.#opts = opts;

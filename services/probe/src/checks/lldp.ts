@@ -153,8 +153,14 @@ function chooseSwitch(
   return byAge.find((h) => isSwitchClass(h.neighbor)) ?? byAge[0];
 }
 
+/** The lldp kind, plus what it learnt for other checks (the dhcp check's `vlan: auto-voice`). */
+export interface LldpCheckKind extends CheckKind<typeof options> {
+  /** The voice VLAN the port's neighbours advertise now (CDP VoIP VLAN, LLDP-MED voice policy). */
+  voiceVlan(iface: string): number | undefined;
+}
+
 /** Builds the lldp check over the given I/O. */
-export function createLldpCheck(deps: LldpDependencies): CheckKind<typeof options> {
+export function createLldpCheck(deps: LldpDependencies): LldpCheckKind {
   const listeners = new Map<string, Listener>();
   const known = new Map<string, Known>();
   const knownText = new Map<string, string>();
@@ -251,6 +257,13 @@ export function createLldpCheck(deps: LldpDependencies): CheckKind<typeof option
   };
 
   return {
+    voiceVlan: (iface) => {
+      const l = listeners.get(iface);
+      if (l === undefined) return undefined;
+      const fresh = freshOf(l);
+      const sw = chooseSwitch(fresh, { systemName: "", portId: "" }, known.get(iface)?.identity);
+      return sw === undefined ? undefined : voiceVlanOf(fresh, sw);
+    },
     kind: "lldp",
     needs: ["net_raw"],
     defaultArea: "link",
@@ -452,7 +465,7 @@ function neighborDetail(h: Heard, now: number): Record<string, unknown> {
 }
 
 /** LLDP/CDP listener over the process-wide pcap session. */
-export const lldp: CheckKind<typeof options> = createLldpCheck({
+export const lldp: LldpCheckKind = createLldpCheck({
   io: sharedPcap,
   now: () => performance.now(),
 });
