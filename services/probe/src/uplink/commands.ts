@@ -26,10 +26,13 @@ import type { Area } from "../checks/check.ts";
 import { canonicalJson } from "../config/redact.ts";
 import type { Config } from "../config/schema.ts";
 import {
+  ApplyConfigCommand,
   ConfigCommand,
+  ConfirmConfigCommand,
   IDENTIFY_DEFAULT_S,
   IdentifyCommand,
   ReloadCommand,
+  RollbackConfigCommand,
   REQUEST_ID_PATTERN,
   RunCommand,
   SCHEMA_VERSION,
@@ -224,6 +227,22 @@ const COMMAND_TABLE = {
       const { config, hash } = target.effectiveConfig();
       return { ok: true, result: { config_hash: hash, config } };
     },
+  }),
+  // TEMP stub (replaced by cfg-probe): the contract names these commands before the probe carries them out.
+  apply_config: command({
+    schema: ApplyConfigCommand,
+    parse: () => ({}),
+    execute: () => ({ ok: false, code: "internal", message: "not implemented" }),
+  }),
+  confirm_config: command({
+    schema: ConfirmConfigCommand,
+    parse: () => ({}),
+    execute: () => ({ ok: false, code: "internal", message: "not implemented" }),
+  }),
+  rollback_config: command({
+    schema: RollbackConfigCommand,
+    parse: () => ({}),
+    execute: () => ({ ok: false, code: "internal", message: "not implemented" }),
   }),
 } as const satisfies Record<CommandName, Command>;
 
