@@ -27,7 +27,7 @@ describe("documentValidator", () => {
     });
     expect(problems).toEqual(
       expect.arrayContaining([
-        { path: "site", message: expect.stringContaining("should match pattern") },
+        { path: "site", message: expect.stringContaining("should match pattern") as string },
         { path: "leds.backend", message: 'must be one of "none", "terminal", "gpio", "kernel"' },
         { path: "checks[0].options.count", message: "should be >= 1" },
         { path: "checks[0].options", message: "unknown key colour" },
