@@ -28,9 +28,10 @@ function fakeFleet(behaviours: Record<string, Behaviour>, initial: Record<string
       rolled_back: null,
     });
   const sent: string[] = [];
-  const reply = (key: string, ok: boolean, extra: Partial<ReplyPayload> = {}): ReplyPayload => ({
+  const reply = (key: string, ok: boolean, extra: Pick<ReplyPayload, "error"> = {}): ReplyPayload => ({
     schema: 1,
     request_id: "r",
+    command: "apply_config",
     ok,
     at: new Date().toISOString(),
     site: key.split("/")[0]!,
