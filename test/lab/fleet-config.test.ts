@@ -150,6 +150,11 @@ async function simulatedProbe(lab: ReturnType<ReturnType<typeof useLab>>, name: 
   }, 25);
   return {
     sim,
+    /** Clears its retained state and config: HQ forgets the probe (a decommissioned one). */
+    clear: async () => {
+      await c.publish(`${base}config`, "", { retain: true });
+      await c.publish(`${base}state`, "", { retain: true });
+    },
     stop: async () => {
       clearInterval(timer);
       await c.stop();
@@ -161,14 +166,19 @@ describe("fleet config from HQ: templates, validation, staged rollout", () => {
   const lab = useLab({ name: newLabName("cfgh") });
   const children: ChildProcess[] = [];
   const stops: Array<() => Promise<void>> = [];
+  const sims: Array<Awaited<ReturnType<typeof simulatedProbe>>> = [];
   afterAll(async () => {
     for (const s of stops) await s();
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGTERM");
     await Promise.all(children.map((c) => exited(c)));
   });
 
+  let hqStarted: Awaited<ReturnType<typeof startHqNow>> | undefined;
+  /** `netprobe hq serve`, started once for the file's tests. */
+  const startHq = async () => (hqStarted ??= await startHqNow());
+
   /** Starts `netprobe hq serve` in the hq namespace; resolves with its token files once it serves. */
-  async function startHq() {
+  async function startHqNow() {
     const dir = join(lab().info.dir, "fleet-config");
     mkdirSync(dir, { recursive: true });
     const c = labCredentials(lab().info.dir, "hq");
@@ -235,6 +245,7 @@ describe("fleet config from HQ: templates, validation, staged rollout", () => {
     const p1 = await simulatedProbe(lab(), "probe-1");
     const p2 = await simulatedProbe(lab(), "probe-2");
     stops.push(p1.stop, p2.stop);
+    sims.push(p1, p2);
     const op = (...a: string[]) => cli(hq.tokenFile, ...a);
 
     // HQ hears both probes (their retained state and config).
