@@ -4,6 +4,7 @@
  * documentation cannot show a payload the probe would not send (or refuse).
  */
 import { configHash, redactConfig } from "../../services/probe/src/config/redact.ts";
+import { documentHash } from "../../services/contract/src/config-document.ts";
 import { validateConfig } from "../../services/probe/src/config/validate.ts";
 import type { Config } from "../../services/probe/src/config/schema.ts";
 import {
@@ -22,29 +23,32 @@ const PROBE = "pi-01";
 const BOOT_ID = "5f1c2d9e-8a47-4b1e-9d2a-0c3f6e7a8b90";
 const AT = "2025-03-14T09:26:53.589Z";
 
-/** The config the examples show: a small file as a site would write it, loaded like the service does. */
-function exampleConfig(): Config {
-  const r = validateConfig({
-    site: SITE,
-    probe: PROBE,
-    broker: {
-      url: "mqtts://hq.example.com:8883",
-      username: `${SITE}.${PROBE}`,
-      password: "example-password",
-      ca_file: "/etc/netprobe/hq-ca.pem",
-      cert_file: "/etc/netprobe/probe.pem",
-      key_file: "/etc/netprobe/probe.key",
+/** The config file the examples show: a small file as a site would write it. */
+const exampleDocument = {
+  site: SITE,
+  probe: PROBE,
+  broker: {
+    url: "mqtts://hq.example.com:8883",
+    username: `${SITE}.${PROBE}`,
+    password: "example-password",
+    ca_file: "/etc/netprobe/hq-ca.pem",
+    cert_file: "/etc/netprobe/probe.pem",
+    key_file: "/etc/netprobe/probe.key",
+  },
+  checks: [
+    {
+      name: "gateway-icmp",
+      kind: "icmp",
+      target: "192.0.2.1",
+      area: "lan",
+      thresholds: { loss_pct: { warn: 5, fail: 50 } },
     },
-    checks: [
-      {
-        name: "gateway-icmp",
-        kind: "icmp",
-        target: "192.0.2.1",
-        area: "lan",
-        thresholds: { loss_pct: { warn: 5, fail: 50 } },
-      },
-    ],
-  });
+  ],
+};
+
+/** The example file loaded like the service does. */
+function exampleConfig(): Config {
+  const r = validateConfig(exampleDocument);
   if (!r.ok) throw new Error(`the example config is invalid: ${r.problems.join("; ")}`);
   return r.config;
 }
@@ -143,12 +147,27 @@ const storeEvent: EventPayload = {
   seq_from: "damaged file",
 };
 
+const docHash = documentHash(exampleDocument);
+const previousDocHash = "4b1f0c8a2e6d9f3a7c5b1e8d0a2f4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a";
+
 const configPayload: ConfigPayload = {
   schema: SCHEMA_VERSION,
   at: "2025-03-14T08:00:02.114Z",
   boot_id: BOOT_ID,
   config_hash: hash,
+  document_hash: docHash,
   config: redactConfig(config),
+};
+
+/** The retained config while an applied document waits for HQ's confirmation. */
+const pendingConfigPayload: ConfigPayload = {
+  ...configPayload,
+  at: AT,
+  pending: {
+    document_hash: docHash,
+    confirm_by: "2025-03-14T09:31:53.589Z",
+    previous_document_hash: previousDocHash,
+  },
 };
 
 const reply = (r: Omit<ReplyPayload, "schema" | "at" | "site" | "probe">): ReplyPayload => ({
@@ -165,7 +184,7 @@ export const EXAMPLES: Readonly<Record<TopicKey, readonly unknown[]>> = {
   health: [health],
   result: [result],
   event: [event, storeEvent],
-  config: [configPayload],
+  config: [configPayload, pendingConfigPayload],
   cmd_run: [
     { schema: SCHEMA_VERSION, request_id: "01JPA40B8D3G5J7K9M1P3R5T7V", check: "gateway-icmp" },
     { schema: SCHEMA_VERSION, request_id: "01JPA40C1F3H5K7M9P1R3T5V7X", area: "wan" },
@@ -173,6 +192,19 @@ export const EXAMPLES: Readonly<Record<TopicKey, readonly unknown[]>> = {
   cmd_identify: [{ schema: SCHEMA_VERSION, request_id: "01JPA41D2G4J6L8N0Q2S4U6W8Y", duration_s: 60 }],
   cmd_reload: [{ schema: SCHEMA_VERSION, request_id: "01JPA42E3H5K7M9P1R3T5V7X9Z" }],
   cmd_config: [{ schema: SCHEMA_VERSION, request_id: "01JPA43F4J6L8N0Q2S4U6W8Y0A" }],
+  cmd_apply_config: [
+    {
+      schema: SCHEMA_VERSION,
+      request_id: "01JPA45H6L8N0Q2S4U6W8Y0A2C",
+      document: exampleDocument,
+      document_hash: docHash,
+      confirm_s: 300,
+    },
+  ],
+  cmd_confirm_config: [
+    { schema: SCHEMA_VERSION, request_id: "01JPA46J7M9P1R3T5V7X9Z1B3D", document_hash: docHash },
+  ],
+  cmd_rollback_config: [{ schema: SCHEMA_VERSION, request_id: "01JPA47K8N0Q2S4U6W8Y0A2C4E" }],
   reply: [
     reply({
       request_id: "01JPA40B8D3G5J7K9M1P3R5T7V",
@@ -188,6 +220,17 @@ export const EXAMPLES: Readonly<Record<TopicKey, readonly unknown[]>> = {
         code: "config_invalid",
         message: "the config file has 1 problem; the running config stays",
         problems: ["checks[0].interval: must be ≥ 1s"],
+      },
+    }),
+    reply({
+      request_id: "01JPA45H6L8N0Q2S4U6W8Y0A2C",
+      command: "apply_config",
+      ok: true,
+      result: {
+        config_hash: hash,
+        document_hash: docHash,
+        changed: ["checks"],
+        confirm_by: "2025-03-14T09:31:53.589Z",
       },
     }),
     reply({

@@ -28,7 +28,7 @@ function publishedSchema(key: TopicKey): TSchema {
 
 /** Repository path of the JSON Schema of one topic's payload. */
 export function mqttSchemaFile(key: TopicKey): string {
-  return `schemas/mqtt/${key.replace("_", "-")}.schema.json`;
+  return `schemas/mqtt/${key.replaceAll("_", "-")}.schema.json`;
 }
 
 /** The JSON Schema of one topic's payload, as written to schemas/mqtt/. */
@@ -64,7 +64,7 @@ function table(header: string[], rows: string[][]): string {
 }
 
 function anchor(key: TopicKey): string {
-  return `example-${key.replace("_", "-")}`;
+  return `example-${key.replaceAll("_", "-")}`;
 }
 
 /** The topic table: every topic, who publishes it, QoS, retain, schema file. */

@@ -641,6 +641,31 @@ export const TOPICS = {
     retain: false,
     description: "reply with the effective config, secrets redacted",
   },
+  cmd_apply_config: {
+    topic: "cmd/apply_config",
+    from: "hq",
+    schema: ApplyConfigCommand,
+    qos: 1,
+    retain: false,
+    description:
+      "make this document the config file, rolled back unless confirmed within `confirm_s` (docs/fleet-config.md)",
+  },
+  cmd_confirm_config: {
+    topic: "cmd/confirm_config",
+    from: "hq",
+    schema: ConfirmConfigCommand,
+    qos: 1,
+    retain: false,
+    description: "keep the applied document `document_hash`: it becomes last-known-good",
+  },
+  cmd_rollback_config: {
+    topic: "cmd/rollback_config",
+    from: "hq",
+    schema: RollbackConfigCommand,
+    qos: 1,
+    retain: false,
+    description: "go back to the last-known-good config file now",
+  },
   reply: {
     topic: "reply/<request_id>",
     from: "probe",

@@ -2,8 +2,10 @@ import { existsSync } from "node:fs";
 import { Command, Option } from "commander";
 import { parse as parseYaml } from "yaml";
 import { CHECK_KINDS } from "./checks/registry.ts";
+import { ConfigFile, logRecovery } from "./config/config-file.ts";
+import type { Config } from "./config/schema.ts";
 import {
-  loadConfig,
+  loadConfigDocument,
   resolveConfigPath,
   validateConfig,
   validateConfigFile,
@@ -35,8 +37,21 @@ program
   .description("run the probe service (SIGTERM/SIGINT stop it cleanly)")
   .option("-c, --config <file>", "config file (default: $NETPROBE_CONFIG)")
   .action(async (opts: { config?: string }) => {
-    const config = loadOrExit(opts.config);
+    const configFile = new ConfigFile(resolveConfigPath({ file: opts.config }), process.env);
+    // Before the config is read: an apply from HQ whose confirm window passed while the probe was
+    // down (a crash, kill -9, a reboot) goes back to the last-known-good file now.
+    let recovery = configFile.recover();
+    let loaded = loadOrExit(opts.config, recovery.kind !== "waiting");
+    const pending = configFile.pending();
+    if (!loaded && pending) {
+      // The applied file still pending confirmation does not even load: last-known-good now.
+      const rolledBack = configFile.rollBack(pending.document_hash, "not_confirmed");
+      if (rolledBack) recovery = { kind: "rolled_back", rolledBack };
+    }
+    loaded ??= loadOrExit(opts.config, true);
+    const { config, documentHash } = loaded!;
     const log = createLogger(config.log_level);
+    logRecovery(recovery, configFile.path, log.child({ part: "config" }));
     // Taken out of the environment first, so nothing the service spawns can ping for it.
     const watchdog = new Watchdog({ env: takeNotifyEnv(process.env), log: log.child({ part: "watchdog" }) });
     // Missing GPIO never stops the service: the backend falls back to the terminal panel.
@@ -45,8 +60,8 @@ program
       config,
       log,
       leds,
-      // `cmd/reload` re-reads the same file with the same environment overrides.
-      () => validateConfigFile(resolveConfigPath({ file: opts.config }), process.env),
+      // `cmd/reload` re-reads the same file with the same environment overrides; `cmd/apply_config` replaces it.
+      { file: configFile, documentHash },
     );
     // An exception nothing caught: one log line naming the check, the store closed, a non-zero
     // exit for the supervisor to restart us (crash-guard.ts).
@@ -200,11 +215,19 @@ if (tool !== undefined) {
 }
 program.addOption(new Option("--no-color", "no ANSI colours").hideHelp());
 
-function loadOrExit(file: string | undefined) {
+function loadOrExit(file: string | undefined): Config;
+function loadOrExit(
+  file: string | undefined,
+  exit: boolean,
+): ReturnType<typeof loadConfigDocument> | undefined;
+/** Loads the config; an invalid one is printed and exits 2 (or, with `exit` false, comes back undefined). */
+function loadOrExit(file: string | undefined, exit?: boolean) {
   try {
-    return loadConfig({ file, env: process.env });
+    const loaded = loadConfigDocument({ file, env: process.env });
+    return exit === undefined ? loaded.config : loaded;
   } catch (err) {
     if (err instanceof ConfigError) {
+      if (exit === false) return undefined;
       console.error(`invalid config: ${err.problems.length} problem${err.problems.length === 1 ? "" : "s"}`);
       for (const p of err.problems) console.error(`  ${p}`);
       process.exit(EXIT_USAGE);

@@ -1,6 +1,8 @@
 import type { Config } from "./config/schema.ts";
 import { canonicalJson, configHash, redactConfig } from "./config/redact.ts";
-import type { ConfigResult } from "./config/validate.ts";
+import { documentText, type ConfigFile } from "./config/config-file.ts";
+import { parseConfigYaml } from "./config/load.ts";
+import { documentHash } from "../../contract/src/config-document.ts";
 import type { EventEmitter } from "node:events";
 import type { Area } from "./checks/check.ts";
 import { baseTopic, type HealthPayload, type ResultPayload } from "../../contract/src/payloads.ts";
@@ -31,7 +33,9 @@ import { Store, storeInTrouble, storeReason, type OutboxMessage, type Quarantine
 import { sharedPcap } from "./net/pcap-session.ts";
 import {
   CommandProcessor,
+  type ApplyOutcome,
   type CommandTarget,
+  type RollbackOutcome,
   type IncomingCommand,
   type ReloadOutcome,
 } from "./uplink/commands.ts";
@@ -76,14 +80,25 @@ export interface UplinkState {
   since: string;
 }
 
+/** The config file behind the running config: what reload re-reads and apply_config replaces. */
+export interface RunningConfigFile {
+  file: ConfigFile;
+  /** Document hash of the file the running config was read from. */
+  documentHash: string;
+}
+
 /**
  * The appliance service: composes store, scheduler, area tracker, uplink and LEDs, and stops
  * them in reverse order. Every result reaches the store before anything else happens to it.
  */
 export class ProbeService implements CommandTarget {
   #config: Config;
-  /** Re-reads the config file for `reload`; absent: reload is refused. */
-  readonly #configSource: (() => ConfigResult) | undefined;
+  /** configHash(#config), kept so that each result does not hash the config again. */
+  #configHash: string;
+  /** The config file for `reload` and `apply_config`; absent: both are refused. */
+  readonly #configFile: ConfigFile | undefined;
+  /** Document hash of the file #config was read from. */
+  #documentHash: string | undefined;
   #configAt = new Date().toISOString();
   #reloading: Promise<unknown> = Promise.resolve();
   #commands: CommandProcessor | undefined;
@@ -108,11 +123,13 @@ export class ProbeService implements CommandTarget {
     config: Config,
     log: Logger,
     leds?: LedSink,
-    configSource?: () => ConfigResult,
+    configFile?: RunningConfigFile,
     parts: ServiceParts = {},
   ) {
     this.#config = config;
-    this.#configSource = configSource;
+    this.#configHash = configHash(config);
+    this.#configFile = configFile?.file;
+    this.#documentHash = configFile?.documentHash;
     this.#log = log;
     this.#parts = parts;
     // The controller lays the lamp test and identify over the panel the areas ask for.
@@ -158,6 +175,8 @@ export class ProbeService implements CommandTarget {
       target: this,
     });
     this.#startUplink(c, store);
+    // An apply still inside its confirm window when the probe last stopped (ConfigFile.recover).
+    this.#configFile?.arm(() => this.#confirmWindowPassed());
 
     this.#leds?.lampTest(); // power-on lamp test; the panel follows when it ends
     this.#storeReasonChanged(); // logs a degraded start (disk full, in memory, quarantined)
@@ -189,7 +208,7 @@ export class ProbeService implements CommandTarget {
 
   /** The running config with secrets redacted, and its hash (`cmd/config`). */
   effectiveConfig(): { config: Config; hash: string } {
-    return { config: redactConfig(this.#config), hash: configHash(this.#config) };
+    return { config: redactConfig(this.#config), hash: this.#configHash };
   }
 
   /** Runs every enabled check of an area now; returns the names started. */
@@ -217,9 +236,32 @@ export class ProbeService implements CommandTarget {
    * log_level applies at once. The outbox is untouched throughout.
    */
   reload(): Promise<ReloadOutcome> {
-    const next = this.#reloading.then(() => this.#reload());
-    this.#reloading = next.catch(() => undefined);
-    return next;
+    return this.#serially(() => this.#reload());
+  }
+
+  /**
+   * `cmd/apply_config` (hash already checked): validated as `netprobe config validate` would,
+   * refused like a reload when invalid or restart-only (file and running config untouched);
+   * otherwise written as the config file (ConfigFile.write: atomic, last-known-good kept), applied
+   * by the reload path, and rolled back unless confirmed within `confirmMs`.
+   */
+  applyConfig(document: Record<string, unknown>, hash: string, confirmMs: number): Promise<ApplyOutcome> {
+    return this.#serially(() => this.#apply(document, hash, confirmMs));
+  }
+
+  /** `cmd/confirm_config`: the pending document stays for good. False: nothing pending with that hash. */
+  confirmConfig(hash: string): Promise<boolean> {
+    return this.#serially(async () => {
+      if (!this.#configFile?.confirm(hash)) return false;
+      this.#log.info({ document_hash: hash }, "applied config confirmed by HQ");
+      await this.#publishConfig();
+      return true;
+    });
+  }
+
+  /** `cmd/rollback_config`: back to the last-known-good file now. */
+  rollbackConfig(): Promise<RollbackOutcome> {
+    return this.#serially(() => this.#rollBack("command"));
   }
 
   /** Runs a check (or all) now; returns the names started. */
@@ -235,6 +277,8 @@ export class ProbeService implements CommandTarget {
   /** Stops probing, delivers what it can within the uplink's grace time, closes the store. */
   async stop(): Promise<void> {
     clearInterval(this.#ledTimer);
+    // The pending state stays on disk: the next start waits out the rest of the window.
+    this.#configFile?.disarm();
     this.#runtime?.stop();
     this.#clockWatch.stop();
     await this.#stampReflector?.stop();
@@ -293,10 +337,17 @@ export class ProbeService implements CommandTarget {
     this.#uplink.start();
   }
 
+  /** Reloads, applies and rollbacks one at a time, in the order asked. */
+  #serially<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#reloading.then(fn);
+    this.#reloading = next.catch(() => undefined);
+    return next;
+  }
+
   async #reload(): Promise<ReloadOutcome> {
-    if (!this.#configSource)
+    if (!this.#configFile)
       return { ok: false, code: "config_invalid", message: "no config file to re-read", problems: [] };
-    const r = this.#configSource();
+    const r = this.#configFile.read();
     if (!r.ok) {
       this.#log.warn({ problems: r.problems }, "reload refused: invalid config; the running config stays");
       return {
@@ -308,18 +359,13 @@ export class ProbeService implements CommandTarget {
     }
     const old = this.#config;
     const next = r.config;
+    const refused = restartRequired(old, next);
+    if (refused) return refused;
     const differs = (k: keyof Config) => canonicalJson(old[k]) !== canonicalJson(next[k]);
-    const restartOnly = RESTART_ONLY.filter(differs);
-    if (restartOnly.length > 0) {
-      return {
-        ok: false,
-        code: "restart_required",
-        message: "the new config changes settings that only a restart applies; the running config stays",
-        problems: restartOnly.map((k) => `${k}: changed; restart the service to apply it`),
-      };
-    }
     const changed = (Object.keys(next) as (keyof Config)[]).filter(differs);
     this.#config = next;
+    this.#configHash = configHash(next);
+    this.#documentHash = r.documentHash;
     this.#configAt = new Date().toISOString();
     this.#commands?.setRate({
       perMinute: next.broker.commands_per_minute,
@@ -348,6 +394,145 @@ export class ProbeService implements CommandTarget {
     return { ok: true, hash: configHash(next), changed };
   }
 
+  async #apply(document: Record<string, unknown>, hash: string, confirmMs: number): Promise<ApplyOutcome> {
+    const file = this.#configFile;
+    if (!file || this.#documentHash === undefined)
+      return {
+        ok: false,
+        code: "internal",
+        message: "this probe runs without a config file to replace",
+        problems: [],
+      };
+    const checked = file.check(document);
+    if (!checked.ok) {
+      this.#log.warn(
+        { problems: checked.problems },
+        "apply_config refused: invalid document; nothing was changed",
+      );
+      return {
+        ok: false,
+        code: "config_invalid",
+        message: `the document has ${checked.problems.length} problem${checked.problems.length === 1 ? "" : "s"}; nothing was changed`,
+        problems: checked.problems,
+      };
+    }
+    const refused = restartRequired(this.#config, checked.config);
+    if (refused)
+      return {
+        ...refused,
+        message: "the document changes settings that only a restart applies; nothing was changed",
+      };
+    // The file is written as JSON and read back as YAML: make sure that reads back as this very document.
+    const reread = parseConfigYaml(documentText(document), "document");
+    if (!reread.ok || documentHash(reread.value ?? {}) !== hash)
+      return {
+        ok: false,
+        code: "internal",
+        message: "the document does not survive being written as a config file (a YAML merge key `<<`?)",
+        problems: [],
+      };
+    let pending;
+    try {
+      pending = file.write(document, hash, this.#documentHash, Date.now() + confirmMs);
+    } catch (err) {
+      this.#log.error(
+        { err: String(err), file: file.path },
+        "apply_config: could not write the config file; nothing was changed",
+      );
+      return {
+        ok: false,
+        code: "internal",
+        message: `could not write ${file.path}: ${String(err)}`,
+        problems: [],
+      };
+    }
+    const r = await this.#reload();
+    if (!r.ok || this.#documentHash !== hash) {
+      // Changed under us between the check and the read (a local edit): put the file back as it was.
+      file.abandon();
+      // What did load (if anything) must not keep running on a file that is gone.
+      if (r.ok) {
+        const back = await this.#reload();
+        if (back.ok) await back.after?.();
+      }
+      this.#log.error(
+        { file: file.path },
+        "apply_config: the written file did not load as checked; the previous file is back",
+      );
+      return {
+        ok: false,
+        code: "internal",
+        message: "the written config file did not load as checked; the previous file is back",
+        problems: r.ok ? [] : r.problems,
+      };
+    }
+    file.arm(() => this.#confirmWindowPassed());
+    this.#log.info(
+      {
+        document_hash: hash,
+        previous_document_hash: pending.previous_document_hash,
+        confirm_by: pending.confirm_by,
+        changed: r.changed,
+      },
+      "config applied from HQ; rolled back unless confirmed in time",
+    );
+    return {
+      ok: true,
+      hash: r.hash,
+      changed: r.changed,
+      confirmBy: pending.confirm_by,
+      ...(r.after ? { after: r.after } : {}),
+    };
+  }
+
+  /** The confirm window passed without `cmd/confirm_config`: back to last-known-good, and say so. */
+  #confirmWindowPassed(): void {
+    const pending = this.#configFile?.pending();
+    this.#log.warn(
+      { document_hash: pending?.document_hash, confirm_by: pending?.confirm_by },
+      "applied config was not confirmed by HQ in time: rolling back to last-known-good",
+    );
+    void this.#serially(async () => {
+      const r = await this.#rollBack("not_confirmed");
+      // No reply to wait for: reconnect (a broker change) at once.
+      if (r.ok) await r.after?.();
+    }).catch((err: unknown) => this.#log.error({ err: String(err) }, "rollback failed"));
+  }
+
+  async #rollBack(reason: "not_confirmed" | "command"): Promise<RollbackOutcome> {
+    const file = this.#configFile;
+    const rolled = file?.rollBack(this.#documentHash ?? "", reason);
+    if (!file || !rolled)
+      return {
+        ok: false,
+        code: "no_previous",
+        message: "there is no last-known-good config file to go back to",
+      };
+    const r = await this.#reload();
+    if (!r.ok) {
+      this.#log.error(
+        { file: file.path, problems: r.problems },
+        "rolled back the config file, but it does not load; the running config stays",
+      );
+      await this.#publishConfig();
+      return {
+        ok: false,
+        code: "internal",
+        message: `rolled back ${file.path}, but it does not load: ${r.message}`,
+      };
+    }
+    this.#log.warn(
+      { reason, given_up: rolled.document_hash, document_hash: this.#documentHash, config_hash: r.hash },
+      "config rolled back to last-known-good",
+    );
+    return {
+      ok: true,
+      hash: r.hash,
+      documentHash: this.#documentHash ?? "",
+      ...(r.after ? { after: r.after } : {}),
+    };
+  }
+
   async #onCommand(cmd: IncomingCommand): Promise<void> {
     if (!this.#commands) return;
     const out = await this.#commands.handle(cmd);
@@ -366,13 +551,22 @@ export class ProbeService implements CommandTarget {
 
   /** The retained `config`: connection-scoped like `state`, so published directly on every connect. */
   async #publishConfig(): Promise<void> {
-    await this.#publishDirect(configMessage(configPayload(this.#config, this.#who, this.#configAt)));
+    const file = this.#configFile;
+    await this.#publishDirect(
+      configMessage(
+        configPayload(this.#config, this.#who, this.#configAt, {
+          ...(this.#documentHash ? { document_hash: this.#documentHash } : {}),
+          ...(file?.pending() ? { pending: file.pending() } : {}),
+          ...(file?.rolledBack() ? { rolled_back: file.rolledBack() } : {}),
+        }),
+      ),
+    );
   }
 
   /** One run: enveloped (clock corrected), kept, judged; events, health, LEDs follow. */
   #onRun(run: Run): void {
     if (!this.#tracker) return;
-    const result = envelope(run, this.#who, this.#lastStep);
+    const result = envelope(run, this.#who, this.#lastStep, this.#configHash);
     this.#keepResult(result);
     const transitions = this.#tracker.update(verdictOf(result));
     for (const t of transitions) this.#publishEvent(t);
@@ -551,6 +745,18 @@ export class ProbeService implements CommandTarget {
 
 /** Top-level config sections a reload cannot change: they name the probe, its database and its LEDs. */
 const RESTART_ONLY: readonly (keyof Config)[] = ["site", "probe", "store", "leds", "stamp_reflector"];
+
+/** A restart_required refusal when `next` changes a restart-only section of `running`. */
+function restartRequired(running: Config, next: Config): Extract<ReloadOutcome, { ok: false }> | undefined {
+  const restartOnly = RESTART_ONLY.filter((k) => canonicalJson(running[k]) !== canonicalJson(next[k]));
+  if (restartOnly.length === 0) return undefined;
+  return {
+    ok: false,
+    code: "restart_required",
+    message: "the new config changes settings that only a restart applies; the running config stays",
+    problems: restartOnly.map((k) => `${k}: changed; restart the service to apply it`),
+  };
+}
 
 const mqttUplink: UplinkFactory = (settings, base, outbox, state, log) =>
   new MqttUplink(settings, base, outbox, state, log);

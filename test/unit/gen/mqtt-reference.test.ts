@@ -32,6 +32,9 @@ describe("MQTT contract", () => {
       "cmd/identify",
       "cmd/reload",
       "cmd/config",
+      "cmd/apply_config",
+      "cmd/confirm_config",
+      "cmd/rollback_config",
       "reply/<request_id>",
     ]);
     for (const name of Object.keys(COMMANDS))

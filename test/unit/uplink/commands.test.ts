@@ -8,9 +8,11 @@ import type { Area } from "../../../services/probe/src/checks/check.ts";
 import { redactConfig, configHash } from "../../../services/probe/src/config/redact.ts";
 import { validateConfig } from "../../../services/probe/src/config/validate.ts";
 import { ReplyPayload } from "../../../services/contract/src/payloads.ts";
+import { CONFIRM_DEFAULT_S, documentHash } from "../../../services/contract/src/config-document.ts";
 import {
   CommandProcessor,
   jsonDepthExceeds,
+  MAX_DOCUMENT_COMMAND_BYTES,
   validateCommand,
   type CommandRate,
   type CommandTarget,
@@ -52,8 +54,34 @@ function fakeService(
       return Promise.resolve(reload());
     },
     effectiveConfig: () => ({ config: redactConfig(config()), hash: configHash(config()) }),
+    applyConfig: (_document, hash, confirmMs) => {
+      calls.push(`apply ${hash.slice(0, 8)} ${confirmMs}`);
+      pending = hash;
+      return Promise.resolve({
+        ok: true,
+        hash: "c".repeat(64),
+        changed: ["checks"],
+        confirmBy: "2025-01-01T00:05:00.000Z",
+      });
+    },
+    confirmConfig: (hash) => {
+      calls.push(`confirm ${hash.slice(0, 8)}`);
+      const ok = pending === hash;
+      if (ok) pending = undefined;
+      return Promise.resolve(ok);
+    },
+    rollbackConfig: () => {
+      calls.push("rollback");
+      return Promise.resolve(
+        previous
+          ? { ok: true, hash: "d".repeat(64), documentHash: previous }
+          : { ok: false, code: "no_previous", message: "nothing to go back to" },
+      );
+    },
   };
-  return { target, calls };
+  let pending: string | undefined;
+  let previous: string | undefined;
+  return { target, calls, setPrevious: (h: string | undefined) => void (previous = h) };
 }
 
 function setup(
@@ -100,7 +128,7 @@ function setup(
     return { replies, after: out.after, reply: replies[0]?.body };
   };
   const drops = () => dropped;
-  return { send, calls: svc.calls, lines, drops, processor };
+  return { send, calls: svc.calls, lines, drops, processor, setPrevious: svc.setPrevious };
 }
 
 describe("commands: validation", () => {
@@ -216,6 +244,146 @@ describe("commands: validation", () => {
     expect(reply?.error?.code).toBe("unknown_command");
     expect(reply?.error?.message).toContain("run, identify, reload, config");
     expect(reply?.command).toBe("shutdown");
+  });
+});
+
+describe("commands: apply_config, confirm_config, rollback_config", () => {
+  const document = {
+    site: "lab",
+    probe: "probe-1",
+    broker: { url: "mqtts://203.0.113.50:8883" },
+    checks: [{ name: "gateway-icmp", kind: "icmp", target: "192.0.2.1", area: "lan", options: { count: 3 } }],
+  };
+  const hash = documentHash(document);
+
+  it("apply_config with the document's hash applies it (confirm window in ms) and replies with both hashes", async () => {
+    const t = setup();
+    const { reply } = await t.send("apply_config", {
+      schema: 1,
+      request_id: "ap1",
+      document,
+      document_hash: hash,
+      confirm_s: 60,
+    });
+    expect(t.calls).toEqual([`apply ${hash.slice(0, 8)} 60000`]);
+    expect(reply).toMatchObject({
+      ok: true,
+      command: "apply_config",
+      result: {
+        config_hash: "c".repeat(64),
+        document_hash: hash,
+        changed: ["checks"],
+        confirm_by: "2025-01-01T00:05:00.000Z",
+      },
+    });
+    // Without confirm_s: the contract's default window.
+    await t.send("apply_config", { schema: 1, request_id: "ap2", document, document_hash: hash });
+    expect(t.calls.at(-1)).toBe(`apply ${hash.slice(0, 8)} ${CONFIRM_DEFAULT_S * 1000}`);
+  });
+
+  it("a document_hash that is not the document's is hash_mismatch, and nothing is applied", async () => {
+    const t = setup();
+    const damaged = { ...document, probe: "probe-2" };
+    const { reply } = await t.send("apply_config", {
+      schema: 1,
+      request_id: "ap3",
+      document: damaged,
+      document_hash: hash,
+    });
+    expect(reply?.error?.code).toBe("hash_mismatch");
+    expect(reply?.error?.message).toContain(documentHash(damaged));
+    expect(t.calls).toEqual([]);
+  });
+
+  it("the hash is of the document in canonical form: key order does not matter", async () => {
+    const t = setup();
+    const reordered = { checks: document.checks, broker: document.broker, probe: "probe-1", site: "lab" };
+    const { reply } = await t.send("apply_config", {
+      schema: 1,
+      request_id: "ap4",
+      document: reordered,
+      document_hash: hash,
+    });
+    expect(reply?.ok).toBe(true);
+  });
+
+  it("confirm_s bounds, hash pattern and a document that is not an object are invalid_command", () => {
+    for (const bad of [
+      { document, document_hash: hash, confirm_s: 9 },
+      { document, document_hash: hash, confirm_s: 3601 },
+      { document, document_hash: "ABC" },
+      { document: [1, 2], document_hash: hash },
+      { document_hash: hash },
+    ])
+      expect(validateCommand("apply_config", { schema: 1, request_id: "x", ...bad }).ok).toBe(false);
+  });
+
+  it("apply_config takes a whole config file: 200 KiB and 20 levels deep pass the size and nesting limits, other commands keep 8 KiB", async () => {
+    const t = setup();
+    let deep: Record<string, unknown> = { leaf: 1 };
+    for (let i = 0; i < 14; i++) deep = { nested: deep };
+    const big = {
+      ...document,
+      checks: [{ ...document.checks[0], options: { blob: "x".repeat(200 * 1024), deep } }],
+    };
+    const { reply } = await t.send("apply_config", {
+      schema: 1,
+      request_id: "ap5",
+      document: big,
+      document_hash: documentHash(big),
+    });
+    expect(reply?.ok).toBe(true);
+    const tooBig = { ...document, filler: "x".repeat(MAX_DOCUMENT_COMMAND_BYTES) };
+    const r2 = await t.send(
+      "apply_config",
+      {
+        schema: 1,
+        request_id: "ap6",
+        document: tooBig,
+        document_hash: documentHash(tooBig),
+      },
+      { responseTopic: `${BASE}reply/big` },
+    );
+    expect(r2.reply?.error?.code).toBe("too_large");
+    const r3 = await t.send(
+      "identify",
+      { schema: 1, request_id: "ap7", pad: "x".repeat(9000) },
+      { responseTopic: `${BASE}reply/big2` },
+    );
+    expect(r3.reply?.error?.code).toBe("too_large");
+  });
+
+  it("confirm_config for the pending hash confirms; for another hash, or nothing pending, it is not_pending", async () => {
+    const t = setup();
+    await t.send("apply_config", { schema: 1, request_id: "c0", document, document_hash: hash });
+    const other = await t.send("confirm_config", {
+      schema: 1,
+      request_id: "c1",
+      document_hash: "0".repeat(64),
+    });
+    expect(other.reply?.error?.code).toBe("not_pending");
+    const ok = await t.send("confirm_config", { schema: 1, request_id: "c2", document_hash: hash });
+    expect(ok.reply?.result).toEqual({ document_hash: hash, confirmed: true });
+    const again = await t.send("confirm_config", { schema: 1, request_id: "c3", document_hash: hash });
+    expect(again.reply?.error?.code).toBe("not_pending");
+  });
+
+  it("rollback_config replies with the config now running, or no_previous", async () => {
+    const t = setup();
+    const none = await t.send("rollback_config", { schema: 1, request_id: "rb1" });
+    expect(none.reply?.error).toEqual({ code: "no_previous", message: "nothing to go back to" });
+    t.setPrevious("e".repeat(64));
+    const ok = await t.send("rollback_config", { schema: 1, request_id: "rb2" });
+    expect(ok.reply?.result).toEqual({ config_hash: "d".repeat(64), document_hash: "e".repeat(64) });
+  });
+
+  it("a repeated apply_config request_id is replayed, not applied twice", async () => {
+    const t = setup();
+    const body = { schema: 1, request_id: "dup-ap", document, document_hash: hash };
+    const first = await t.send("apply_config", body);
+    const again = await t.send("apply_config", body);
+    expect(again.reply).toEqual({ ...first.reply, replayed: true });
+    expect(t.calls).toHaveLength(1);
   });
 });
 

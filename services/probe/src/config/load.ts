@@ -4,9 +4,10 @@
  */
 import { readFileSync } from "node:fs";
 import { LineCounter, parseDocument } from "yaml";
+import { documentHash } from "../../../contract/src/config-document.ts";
 import { CONFIG_FILE_ENV } from "./env.ts";
 import type { Config } from "./schema.ts";
-import { validateConfig, type ConfigResult } from "./validate.ts";
+import { validateConfig } from "./validate.ts";
 
 // The config module's front door: loading, validating, and what may leave the process.
 export { validateConfig, type ConfigResult } from "./validate.ts";
@@ -46,6 +47,14 @@ export function resolveConfigPath(options: LoadConfigOptions = {}): string {
 
 /** Reads, overrides, defaults and validates the config; throws `ConfigError` listing every problem. */
 export function loadConfig(options: LoadConfigOptions = {}): Config {
+  return loadConfigDocument(options).config;
+}
+
+/** As {@link loadConfig}, with the document hash of the file read (for the retained `config`). */
+export function loadConfigDocument(options: LoadConfigOptions = {}): {
+  config: Config;
+  documentHash: string;
+} {
   const env = options.env ?? process.env;
   // Say where a path nobody typed came from, so that a missing file is not a mystery.
   const origin = options.file
@@ -55,18 +64,22 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       : ` (the default; pass --config FILE or set ${CONFIG_FILE_ENV})`;
   const result = readConfig(resolveConfigPath(options), env, origin);
   if (!result.ok) throw new ConfigError(result.problems);
-  return result.config;
+  return { config: result.config, documentHash: result.documentHash };
 }
 
 /**
  * For `netprobe config validate FILE`: the same checks as `loadConfig`, with the same environment
  * overrides the service would apply (so the answer matches what the service would do), no throw.
  */
-export function validateConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): ConfigResult {
+export function validateConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): ConfigFileResult {
   return readConfig(file, env, "");
 }
 
-function readConfig(file: string, env: NodeJS.ProcessEnv, origin: string): ConfigResult {
+/** A config file read and validated, with the hash of its document (its content before defaults and environment). */
+export type ConfigFileResult =
+  { ok: true; config: Config; documentHash: string } | { ok: false; problems: string[] };
+
+function readConfig(file: string, env: NodeJS.ProcessEnv, origin: string): ConfigFileResult {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -75,7 +88,9 @@ function readConfig(file: string, env: NodeJS.ProcessEnv, origin: string): Confi
   }
   const parsed = parseConfigYaml(text, file);
   if (!parsed.ok) return parsed;
-  return validateConfig(parsed.value, env);
+  const r = validateConfig(parsed.value, env);
+  // An empty file is an empty mapping to validateConfig, and so to the hash.
+  return r.ok ? { ...r, documentHash: documentHash(parsed.value ?? {}) } : r;
 }
 
 const READ_ERRORS: Readonly<Record<string, string>> = {

@@ -125,13 +125,24 @@ export function statePayload(
   return { schema: 1, state, version: who.version, boot_id: who.bootId, started_at: startedAt };
 }
 
+/** What the retained `config` says of the config file behind the running config (docs/fleet-config.md). */
+export type ConfigFileState = Pick<ConfigPayload, "document_hash" | "pending" | "rolled_back">;
+
 /** The `config` payload: the running config with secrets redacted, its hash, and since when it runs. */
-export function configPayload(config: Config, who: ProbeIdentity, since: string): ConfigPayload {
+export function configPayload(
+  config: Config,
+  who: ProbeIdentity,
+  since: string,
+  file: ConfigFileState = {},
+): ConfigPayload {
   return {
     schema: 1,
     at: since,
     boot_id: who.bootId,
     config_hash: configHash(config),
+    ...(file.document_hash ? { document_hash: file.document_hash } : {}),
+    ...(file.pending ? { pending: file.pending } : {}),
+    ...(file.rolled_back ? { rolled_back: file.rolled_back } : {}),
     config: redactConfig(config),
   };
 }

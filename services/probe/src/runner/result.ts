@@ -18,9 +18,15 @@ export interface ProbeIdentity {
  * thresholds applied, and, when the wall clock stepped after the run started (`clockStep`, the
  * last step seen), `started_at` recomputed from `mono_ms` and flagged `corrected` — the same rule
  * the rows already in the outbox get (clock-sync.ts). Everything but `seq`, which the store
- * assigns in the transaction that keeps the result.
+ * assigns in the transaction that keeps the result. `configHash` is the hash of the running config
+ * (as in the retained `config`), so HQ can tell which results came after a config change.
  */
-export function envelope(run: Run, who: ProbeIdentity, clockStep?: ClockStep): Omit<ResultPayload, "seq"> {
+export function envelope(
+  run: Run,
+  who: ProbeIdentity,
+  clockStep?: ClockStep,
+  configHash?: string,
+): Omit<ResultPayload, "seq"> {
   const m = applyThresholds(run.measurement, run.check.thresholds ?? {});
   const startedAt = run.startedAt.toISOString();
   const corrected = clockStep
@@ -48,6 +54,7 @@ export function envelope(run: Run, who: ProbeIdentity, clockStep?: ClockStep): O
     status: m.status,
     metrics: m.metrics,
     detail: m.detail ?? {},
+    ...(configHash ? { config_hash: configHash } : {}),
     ...(m.error ? { error: m.error } : {}),
     version: who.version,
   };

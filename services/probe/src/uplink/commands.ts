@@ -32,8 +32,8 @@ import {
   IDENTIFY_DEFAULT_S,
   IdentifyCommand,
   ReloadCommand,
-  RollbackConfigCommand,
   REQUEST_ID_PATTERN,
+  RollbackConfigCommand,
   RunCommand,
   SCHEMA_VERSION,
   replyTopic,
@@ -42,6 +42,7 @@ import {
   type ReplyPayload,
 } from "../../../contract/src/payloads.ts";
 import type { Logger } from "../../../contract/src/log.ts";
+import { CONFIRM_DEFAULT_S, documentHash } from "../../../contract/src/config-document.ts";
 
 /** What the commands act on: the service implements it; unit tests pass a double. */
 export interface CommandTarget {
@@ -55,7 +56,35 @@ export interface CommandTarget {
   reload(): Promise<ReloadOutcome>;
   /** The running config with secrets redacted, and its hash. */
   effectiveConfig(): { config: Config; hash: string };
+  /**
+   * Makes `document` (its hash already checked) the config file and applies it like a reload,
+   * pending until confirmed within `confirmMs`; invalid or restart-only: refused, nothing changes.
+   */
+  applyConfig(
+    document: Record<string, unknown>,
+    documentHash: string,
+    confirmMs: number,
+  ): Promise<ApplyOutcome>;
+  /** Confirms the pending document `documentHash`; false when no such document is pending. */
+  confirmConfig(documentHash: string): Promise<boolean>;
+  /** Goes back to the last-known-good config file now. */
+  rollbackConfig(): Promise<RollbackOutcome>;
 }
+
+/** The outcome of an apply; `after` as in {@link ReloadOutcome}. */
+export type ApplyOutcome =
+  | { ok: true; hash: string; changed: string[]; confirmBy: string; after?: () => Promise<void> }
+  | {
+      ok: false;
+      code: "config_invalid" | "restart_required" | "internal";
+      message: string;
+      problems: string[];
+    };
+
+/** The outcome of a rollback; `after` as in {@link ReloadOutcome}. */
+export type RollbackOutcome =
+  | { ok: true; hash: string; documentHash: string; after?: () => Promise<void> }
+  | { ok: false; code: "no_previous" | "internal"; message: string };
 
 /** The outcome of a reload; `after` runs once the reply is out (e.g. reconnecting to a new broker). */
 export type ReloadOutcome =
@@ -118,8 +147,11 @@ export interface CommandRate {
 export const MAX_COMMAND_BYTES = 8 * 1024;
 /** Commands accepted by default: 1 a second sustained, 30 at once (an operator clicks, a script retries). */
 export const DEFAULT_COMMAND_RATE: CommandRate = { perMinute: 60, burst: 30 };
-/** Deepest JSON nesting accepted; every command is a flat object (depth 1). */
+/** Deepest JSON nesting accepted; every command is a flat object (depth 1)… */
 export const MAX_COMMAND_DEPTH = 8;
+/** …except `apply_config`, which carries a whole config file: its own, larger limits. */
+export const MAX_DOCUMENT_COMMAND_BYTES = 256 * 1024;
+export const MAX_DOCUMENT_COMMAND_DEPTH = 32;
 const MAX_MEMORY = 10_000;
 /** At most one "rate limited" summary line per this long, so a flood does not flood the journal too. */
 const DROP_LOG_EVERY_MS = 10_000;
@@ -150,6 +182,9 @@ interface ExecuteContext {
 /** One HQ command: its payload schema, the rules the schema cannot state, its parse and its effect. */
 interface CommandSpec<Args> {
   schema: TSchema;
+  /** Size and nesting limits when not the processor's (default: maxPayloadBytes, MAX_COMMAND_DEPTH). */
+  maxBytes?: number;
+  maxDepth?: number;
   /** Rules JSON Schema states but TypeBox's checker does not apply, as `path: what`. */
   rules?: (payload: Record<string, unknown>) => string[];
   /** The arguments of a payload that passed `schema` and `rules`. */
@@ -160,6 +195,8 @@ interface CommandSpec<Args> {
 /** A command spec with its argument type erased, so the table can hold every command. */
 interface Command {
   schema: TSchema;
+  maxBytes: number | undefined;
+  maxDepth: number;
   rules: (payload: Record<string, unknown>) => string[];
   run: (payload: Record<string, unknown>, ctx: ExecuteContext) => Promise<Executed>;
 }
@@ -167,6 +204,8 @@ interface Command {
 function command<Args>(spec: CommandSpec<Args>): Command {
   return {
     schema: spec.schema,
+    maxBytes: spec.maxBytes,
+    maxDepth: spec.maxDepth ?? MAX_COMMAND_DEPTH,
     rules: spec.rules ?? (() => []),
     run: async (payload, ctx) => spec.execute(spec.parse(payload), ctx),
   };
@@ -228,21 +267,62 @@ const COMMAND_TABLE = {
       return { ok: true, result: { config_hash: hash, config } };
     },
   }),
-  // TEMP stub (replaced by cfg-probe): the contract names these commands before the probe carries them out.
   apply_config: command({
     schema: ApplyConfigCommand,
-    parse: () => ({}),
-    execute: () => ({ ok: false, code: "internal", message: "not implemented" }),
+    maxBytes: MAX_DOCUMENT_COMMAND_BYTES,
+    maxDepth: MAX_DOCUMENT_COMMAND_DEPTH,
+    parse: (p) => ({
+      document: p.document as Record<string, unknown>,
+      documentHash: p.document_hash as string,
+      confirmS: typeof p.confirm_s === "number" ? p.confirm_s : CONFIRM_DEFAULT_S,
+    }),
+    execute: async (a, { target }) => {
+      // Before anything else: a document damaged or cut on the way must not be validated, let alone written.
+      const actual = documentHash(a.document);
+      if (actual !== a.documentHash)
+        return {
+          ok: false,
+          code: "hash_mismatch",
+          message: `document_hash ${a.documentHash} is not the hash of the document sent (${actual}); nothing was changed`,
+        };
+      const r = await target.applyConfig(a.document, a.documentHash, a.confirmS * 1000);
+      if (!r.ok) return { ok: false, code: r.code, message: r.message, problems: r.problems };
+      return {
+        ok: true,
+        result: {
+          config_hash: r.hash,
+          document_hash: a.documentHash,
+          changed: r.changed,
+          confirm_by: r.confirmBy,
+        },
+        ...(r.after ? { after: r.after } : {}),
+      };
+    },
   }),
   confirm_config: command({
     schema: ConfirmConfigCommand,
-    parse: () => ({}),
-    execute: () => ({ ok: false, code: "internal", message: "not implemented" }),
+    parse: (p) => ({ documentHash: p.document_hash as string }),
+    execute: async ({ documentHash: hash }, { target }) =>
+      (await target.confirmConfig(hash))
+        ? { ok: true, result: { document_hash: hash, confirmed: true } }
+        : {
+            ok: false,
+            code: "not_pending",
+            message: `no applied config with hash ${hash} is waiting for confirmation`,
+          },
   }),
   rollback_config: command({
     schema: RollbackConfigCommand,
     parse: () => ({}),
-    execute: () => ({ ok: false, code: "internal", message: "not implemented" }),
+    execute: async (_, { target }) => {
+      const r = await target.rollbackConfig();
+      if (!r.ok) return { ok: false, code: r.code, message: r.message };
+      return {
+        ok: true,
+        result: { config_hash: r.hash, document_hash: r.documentHash },
+        ...(r.after ? { after: r.after } : {}),
+      };
+    },
   }),
 } as const satisfies Record<CommandName, Command>;
 
@@ -336,15 +416,23 @@ export class CommandProcessor {
     // Size, nesting, UTF-8, JSON: before this there is no request id to answer to, only a response topic.
     let parsed: unknown;
     let early: { code: CommandErrorCode; message: string } | undefined;
-    if (cmd.payload.length > this.#o.maxPayloadBytes) {
+    const known: Command | undefined = Object.hasOwn(COMMAND_TABLE, cmd.name)
+      ? COMMAND_TABLE[cmd.name as CommandName]
+      : undefined;
+    const maxBytes = Math.max(this.#o.maxPayloadBytes, known?.maxBytes ?? 0);
+    const maxDepth = known?.maxDepth ?? MAX_COMMAND_DEPTH;
+    if (cmd.payload.length > maxBytes) {
       early = {
         code: "too_large",
-        message: `payload is ${cmd.payload.length} bytes; at most ${this.#o.maxPayloadBytes} accepted`,
+        message: `payload is ${cmd.payload.length} bytes; at most ${maxBytes} accepted`,
       };
-    } else if (jsonDepthExceeds(cmd.payload, MAX_COMMAND_DEPTH)) {
+    } else if (jsonDepthExceeds(cmd.payload, maxDepth)) {
       early = {
         code: "bad_json",
-        message: `payload nests deeper than ${MAX_COMMAND_DEPTH} levels; a command is a flat object`,
+        message:
+          maxDepth === MAX_COMMAND_DEPTH
+            ? `payload nests deeper than ${maxDepth} levels; a command is a flat object`
+            : `payload nests deeper than ${maxDepth} levels`,
       };
     } else {
       try {
