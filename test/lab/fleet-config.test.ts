@@ -4,20 +4,23 @@
 // Part 1: two probes simulated by MQTT clients in the probe namespace, logged in as lab/probe-1
 // and lab/probe-2 (their retained state and config, replies as the contract says), each told how
 // to behave — so a rollout's stop at the first failure is seen for every kind of failure.
+// Part 2: the real probe (`netprobe run`) on a config file HQ replaces: a changed check option
+// rolled out and run, a template refused by HQ's validation, a local edit shown as drift.
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, describe, expect, it } from "vitest";
-import { stringify } from "yaml";
+import { parse, stringify } from "yaml";
 import { EXAMPLES } from "../../scripts/gen/mqtt-examples.ts";
 import { labCredentials } from "../../scripts/lab/broker-tls.ts";
 import { newLabName } from "../../scripts/lab/lab.ts";
 import { ADDR } from "../../scripts/lab/topology.ts";
+import { documentHash } from "../../services/contract/src/config-document.ts";
 import type { ConfigPayload } from "../../services/contract/src/payloads.ts";
 import { useLab } from "./lab-fixture.ts";
 import { startClient } from "./mqtt-driver.ts";
-import { exited, waitFor } from "./probe-harness.ts";
+import { exited, startProbe, waitFor } from "./probe-harness.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const CLI = join(ROOT, "services/probe/src/cli.ts");
@@ -433,6 +436,166 @@ describe("fleet config from HQ: templates, validation, staged rollout", () => {
     expect(r.stdout).toMatch(/site:lab v2 +operator +4 pings/);
     expect(r.stdout).toMatch(/rollout \S+ all \[1,100%\] stopped +operator +stage 2, lab\/probe-2: refused/);
     expect(r.stdout).toMatch(/rollback lab\/probe-1 +operator/);
+    expect(hq.log.filter((l) => l.includes('"level":50') || l.includes('"level":60'))).toEqual([]);
+  }, 240_000);
+  // Part 2: the real probe (`netprobe run` in the probe namespace) on a config file HQ replaces.
+  it("end to end with the real probe: rollout of a changed option, HQ's validation, a local edit as drift", async () => {
+    const hq = await startHq();
+    const op = (...a: string[]) => cli(hq.tokenFile, ...a);
+    // The simulated probes of part 1 leave: HQ forgets them.
+    for (const s of sims.splice(0)) {
+      await s.clear();
+      await s.stop();
+    }
+    await poll(
+      "HQ forgot the simulated probes",
+      async () => !(await op("status")).stdout.includes("lab/probe-"),
+    );
+
+    // The probe's own file: what a technician installed. The fleet template says the same, with
+    // the gateway check's count as a variable.
+    const common = {
+      log_level: "info",
+      store: { path: "/var/lib/netprobe/netprobe.db" }, // NETPROBE_STORE_PATH overrides it
+      broker: {
+        url: "mqtts://203.0.113.50:8883",
+        keepalive: "5s",
+        reconnect_min: "500ms",
+        reconnect_max: "3s",
+      },
+      leds: { backend: "none" },
+      defaults: { interval: "2s", timeout: "2s" },
+    };
+    const gw = (count: unknown) => ({
+      name: "gateway-icmp",
+      kind: "icmp",
+      target: "192.0.2.1",
+      area: "lan",
+      options: { count, interval_ms: 20, wait_ms: 500 },
+    });
+    const probeFile = join(hq.dir, "probe.yaml");
+    const installed = { site: "lab", probe: "probe-1", ...common, checks: [gw(3)] };
+    writeFileSync(probeFile, stringify(installed));
+    const results = startClient(lab(), "hq", "hq");
+    stops.push(results.stop);
+    await results.connected();
+    await results.subscribe("netprobe/v1/lab/probe-1/results/gateway-icmp");
+    await results.subscribe("netprobe/v1/lab/probe-1/reply/#");
+    const gwResults = () => results.on("netprobe/v1/lab/probe-1/results/gateway-icmp");
+    const probe = startProbe(lab(), {}, probeFile);
+    children.push(probe);
+    let row:
+      | {
+          key: string;
+          online: boolean;
+          drift: string;
+          effective_hash: string | null;
+          desired_hash: string | null;
+        }
+      | undefined;
+    const rowOf = async () => {
+      const rows = JSON.parse((await op("status", "--json")).stdout) as Array<NonNullable<typeof row>>;
+      return (row = rows.find((x) => x.key === "lab/probe-1"));
+    };
+    await poll(
+      "the real probe reports its document hash",
+      async () => (await rowOf())?.effective_hash === documentHash(installed),
+      30_000,
+    );
+
+    // Templates: the fleet's (count 3 by default), the lab site's count 7.
+    const fleetFile = join(hq.dir, "fleet-real.yaml");
+    writeFileSync(
+      fleetFile,
+      stringify({ vars: { count: 3 }, config: { ...common, checks: [gw("${count}")] } }),
+    );
+    expect((await op("set", "fleet", fleetFile, "-m", "the lab's real probe")).code).toBe(0);
+    const siteFile = join(hq.dir, "site-real.yaml");
+    writeFileSync(siteFile, stringify({ vars: { count: 7 } }));
+    expect((await op("set", "site/lab", siteFile, "-m", "7 pings at the lab")).code).toBe(0);
+    const want = { ...installed, checks: [gw(7)] };
+    await rowOf();
+    expect(row).toMatchObject({
+      drift: "drift",
+      desired_hash: documentHash(want),
+      effective_hash: documentHash(installed),
+    });
+    let r = await op("diff", "lab/probe-1");
+    expect(r.stdout).toContain("- checks[gateway-icmp].options.count: 3");
+    expect(r.stdout).toContain("+ checks[gateway-icmp].options.count: 7");
+
+    // The rollout: applied, heard on the new document, confirmed; the probe runs 7 pings.
+    const t0 = Date.now();
+    r = await op("apply", "--probe", "lab/probe-1", "--confirm", "60", "-m", "count 7");
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toContain("stage 1 lab/probe-1: confirmed");
+    expect(r.code).toBe(0);
+    const rolloutMs = Date.now() - t0;
+    console.error(
+      `fleet-config e2e: rollout to the real probe took ${rolloutMs} ms (CLI start to confirmed)`,
+    );
+    await waitFor("a gateway-icmp result with 7 echo requests", 20_000, () =>
+      gwResults().some((m) => (JSON.parse(m.payload) as { metrics: { sent?: number } }).metrics.sent === 7),
+    );
+    await rowOf();
+    expect(row).toMatchObject({ drift: "in_sync", effective_hash: documentHash(want) });
+    expect((await op("diff", "lab/probe-1")).stdout).toContain("(in sync");
+    expect(parse(readFileSync(probeFile, "utf8"))).toEqual(want); // the probe wrote HQ's document
+
+    // A template the probe would refuse is stopped at HQ's validation: nothing reaches the probe.
+    writeFileSync(siteFile, stringify({ vars: { count: 0 } }));
+    r = await op("set", "site/lab", siteFile);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("checks[0].options.count: should be >= 1");
+    expect((await op("set", "site/lab", siteFile, "--force", "-m", "forced")).code).toBe(0);
+    const before = gwResults().length;
+    r = await op("apply", "--probe", "lab/probe-1");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("invalid documents: nothing was sent");
+    expect(r.stderr).toContain("checks[0].options.count: should be >= 1");
+    await rowOf();
+    expect(row).toMatchObject({ drift: "invalid", effective_hash: documentHash(want) });
+    expect(parse(readFileSync(probeFile, "utf8"))).toEqual(want);
+    writeFileSync(siteFile, stringify({ vars: { count: 7 } }));
+    expect((await op("set", "site/lab", siteFile, "-m", "back to 7")).code).toBe(0);
+    await waitFor("results keep coming", 10_000, () => gwResults().length > before);
+
+    // A local edit on the probe (count 9, then cmd/reload): drift, and diff names the option.
+    const edited = { ...installed, checks: [gw(9)] };
+    writeFileSync(probeFile, stringify(edited));
+    const reload = await results.command("reload", { request_id: "cfgh-local-edit" });
+    expect(reload.ok).toBe(true);
+    await poll(
+      "the local edit shows as drift",
+      async () => (await rowOf())?.effective_hash === documentHash(edited),
+      20_000,
+    );
+    expect(row).toMatchObject({ drift: "drift", desired_hash: documentHash(want) });
+    r = await op("diff", "lab/probe-1");
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("redacted config");
+    expect(r.stdout).toContain("- checks[gateway-icmp].options.count: 9");
+    expect(r.stdout).toContain("+ checks[gateway-icmp].options.count: 7");
+
+    // Rollback from HQ: the probe goes back to the file before the latest apply (the installed one);
+    // a second rollback has nothing left to go back to, and says so.
+    r = await op("rollback", "lab/probe-1");
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`rolled back to ${documentHash(installed).slice(0, 12)}`);
+    await poll(
+      "HQ sees the installed file again",
+      async () => (await rowOf())?.effective_hash === documentHash(installed),
+    );
+    expect(parse(readFileSync(probeFile, "utf8"))).toEqual(installed);
+    r = await op("rollback", "lab/probe-1");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("no_previous");
+    r = await op("history");
+    expect(r.stdout).toMatch(/rollout \S+ probe:lab\/probe-1 \[1,10%,100%\] done +operator/);
+    expect(r.stdout).toMatch(
+      /rollout \S+ probe:lab\/probe-1 \[1,10%,100%\] stopped +operator +HQ validation: lab\/probe-1/,
+    );
     expect(hq.log.filter((l) => l.includes('"level":50') || l.includes('"level":60'))).toEqual([]);
   }, 240_000);
 });

@@ -18,7 +18,7 @@ const tmp = mkdtempSync(join(tmpdir(), "netprobe-fc-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const RET = { raw_days: 30, rollup_days: 366, event_days: 366 };
 const state = EXAMPLES.state[0] as StatePayload;
-const config = EXAMPLES.config[0] as ConfigPayload;
+const { document_hash: _exampleHash, ...configWithoutHash } = EXAMPLES.config[0] as ConfigPayload;
 
 async function setup() {
   const store = sqliteHistoryStore(join(tmp, `s${Math.random()}.db`), RET);
@@ -39,7 +39,8 @@ async function setup() {
     fleet.ingest(`netprobe/v1/${site}/${probe}/state`, JSON.stringify(state));
     fleet.ingest(
       `netprobe/v1/${site}/${probe}/config`,
-      JSON.stringify({ ...config, ...(documentHash ? { document_hash: documentHash } : {}) }),
+      // Without a hash: a probe that does not report one (older software).
+      JSON.stringify({ ...configWithoutHash, ...(documentHash ? { document_hash: documentHash } : {}) }),
     );
   };
   return { store, fleet, fc, sent, hear };
