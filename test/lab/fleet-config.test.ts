@@ -19,6 +19,7 @@ import { ADDR } from "../../scripts/lab/topology.ts";
 import { documentHash } from "../../services/contract/src/config-document.ts";
 import type { ConfigPayload } from "../../services/contract/src/payloads.ts";
 import { useLab } from "./lab-fixture.ts";
+import { startBrowser } from "./hq-browser.ts";
 import { startClient } from "./mqtt-driver.ts";
 import { exited, startProbe, waitFor } from "./probe-harness.ts";
 
@@ -542,6 +543,18 @@ describe("fleet config from HQ: templates, validation, staged rollout", () => {
     expect((await op("diff", "lab/probe-1")).stdout).toContain("(in sync");
     expect(parse(readFileSync(probeFile, "utf8"))).toEqual(want); // the probe wrote HQ's document
 
+    // The page shows it too (a tile's config line, from /api/config/status).
+    const browser = startBrowser(lab(), (n) => join(hq.dir, `${n}.png`));
+    children.push(browser.child);
+    expect((await browser.ready).ready).toBe(true);
+    await browser.goto(HQ_URL);
+    await browser.wait("form#login", 5000);
+    await browser.fill("#password", readFileSync(hq.tokenFile, "utf8").trim());
+    await browser.click("#submit");
+    const CONFIG_LINE = '.tile[data-probe="lab/probe-1"] [data-role="config"]';
+    await browser.wait(`${CONFIG_LINE}[data-drift="in_sync"]`, 15_000);
+    expect(await browser.text(CONFIG_LINE)).toBe("config: in sync");
+
     // A template the probe would refuse is stopped at HQ's validation: nothing reaches the probe.
     writeFileSync(siteFile, stringify({ vars: { count: 0 } }));
     r = await op("set", "site/lab", siteFile);
@@ -571,6 +584,8 @@ describe("fleet config from HQ: templates, validation, staged rollout", () => {
       20_000,
     );
     expect(row).toMatchObject({ drift: "drift", desired_hash: documentHash(want) });
+    await browser.wait(`${CONFIG_LINE}[data-drift="drift"]`, 15_000); // the page polls every 10 s
+    expect(await browser.text(CONFIG_LINE)).toBe("config: drift");
     r = await op("diff", "lab/probe-1");
     expect(r.code).toBe(1);
     expect(r.stdout).toContain("redacted config");
