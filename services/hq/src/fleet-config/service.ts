@@ -160,7 +160,9 @@ export class FleetConfig {
     const next = (await this.templates()).filter((t) => !(t.level === level && t.name === name));
     next.push({ level: level as Level, name, body: body as Template["body"] });
     const affected: Array<{ key: string; hash?: string; error?: string; problems: Problem[] }> = [];
-    for (const key of await this.probeKeys()) {
+    const keys = new Set(await this.probeKeys());
+    if (level === "probe") keys.add(name); // a probe HQ has not heard of yet is checked too
+    for (const key of [...keys].sort()) {
       const d = this.desiredWith(next, key);
       if (d.ok) affected.push({ key, hash: d.hash, problems: [] });
       else if (d.error !== "no_template") affected.push({ key, error: d.message, problems: d.problems });

@@ -67,6 +67,16 @@ describe("FleetConfig", () => {
     const bad = await fc.setTemplate("site", "b7", { vars: { count: 0 } }, "bob", "oops");
     expect(bad.code).toBe(422);
     expect(JSON.stringify(bad.body)).toContain("checks[0].options.count");
+    // A probe HQ has not heard of yet is checked too.
+    const unheard = await fc.setTemplate(
+      "probe",
+      "b9/pi-07",
+      { config: { leds: { backend: "neon" } } },
+      "bob",
+      "",
+    );
+    expect(unheard.code).toBe(422);
+    expect(JSON.stringify(unheard.body)).toContain("b9/pi-07");
     const unknown = await fc.setTemplate("site", "b7", { config: { log_level: "${level}" } }, "bob", "");
     expect(unknown.code).toBe(422);
     expect(JSON.stringify(unknown.body)).toContain("unknown variable ${level} at log_level");
