@@ -264,6 +264,7 @@ export function configCommand(): Command {
     .option("--confirm <seconds>", "the probe's confirm window before it rolls back by itself", "300")
     .option("--reply-timeout <seconds>", "longest wait for a probe's reply", "30")
     .option("--effective-timeout <seconds>", "longest wait for the probe to report the new document", "60")
+    .option("--parallel <n>", "probes of a stage rolled at once (after a failure none starts)", "1")
     .option("-m, --comment <text>", "why (kept in the history)", "")
     .option("--no-wait", "start it and print its id; do not follow it")
     .action(
@@ -276,6 +277,7 @@ export function configCommand(): Command {
           confirm: string;
           replyTimeout: string;
           effectiveTimeout: string;
+          parallel: string;
           comment: string;
           wait: boolean;
         },
@@ -293,6 +295,7 @@ export function configCommand(): Command {
             confirm_s: Number(f.confirm),
             reply_timeout_s: Number(f.replyTimeout),
             effective_timeout_s: Number(f.effectiveTimeout),
+            parallel: Number(f.parallel),
             comment: f.comment,
           });
           if (failed(a)) return;

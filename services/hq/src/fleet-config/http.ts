@@ -137,6 +137,7 @@ export async function handleConfigRoute(
           confirm_s: num("confirm_s", ROLLOUT_DEFAULTS.confirm_s),
           reply_timeout_s: replyS,
           effective_timeout_s: effectiveS,
+          parallel: num("parallel", ROLLOUT_DEFAULTS.parallel),
           comment: text(body.comment),
           author,
         }),

@@ -48,6 +48,8 @@ export interface RolloutOptions {
   replyTimeoutMs: number;
   /** Longest wait, after the reply, for the retained config to show the new hash. */
   effectiveTimeoutMs: number;
+  /** Probes of a stage rolled at once (default 1). After a failure no new one starts; those in flight finish. */
+  parallel?: number;
 }
 
 /** A failure's stable code (docs/fleet-config.md lists them). */
@@ -178,7 +180,10 @@ export async function rollOne(
   return { key: t.key, stage, hash: t.hash, outcome: "confirmed" };
 }
 
-/** Runs a rollout to its end or its first failure; probes one at a time, in key order. */
+/**
+ * Runs a rollout to its end or its first failure; in key order, `parallel` probes at a time within
+ * a stage (a stage starts when the one before has finished).
+ */
 export async function runRollout(
   targets: readonly RolloutTarget[],
   tr: RolloutTransport,
@@ -196,7 +201,9 @@ export async function runRollout(
     } else todo.push(t);
   }
   const sizes = stageSizes(o.stages, todo.length);
+  const parallel = Math.max(1, Math.floor(o.parallel ?? 1));
   let done = 0;
+  let failed: ProbeOutcome | undefined;
   for (const [i, upTo] of sizes.entries()) {
     const stage = i + 1;
     const batch = todo.slice(done, upTo);
@@ -204,17 +211,23 @@ export async function runRollout(
       stage,
       batch.map((t) => t.key),
     );
-    for (const t of batch) {
-      const out = await rollOne(t, stage, tr, o);
-      probes.push(out);
-      await ev.onProbe?.(out);
-      if (out.outcome === "failed")
-        return {
-          state: "stopped",
-          reason: `stage ${stage}, ${t.key}: ${out.code}: ${out.detail ?? ""}`.trim(),
-          probes,
-        };
-    }
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (failed === undefined && next < batch.length) {
+        const t = batch[next++]!;
+        const out = await rollOne(t, stage, tr, o);
+        probes.push(out);
+        await ev.onProbe?.(out);
+        if (out.outcome === "failed") failed ??= out;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(parallel, batch.length) }, () => worker()));
+    if (failed)
+      return {
+        state: "stopped",
+        reason: `stage ${failed.stage}, ${failed.key}: ${failed.code}: ${failed.detail ?? ""}`.trim(),
+        probes,
+      };
     done = upTo;
   }
   return { state: "done", reason: null, probes };

@@ -51,6 +51,8 @@ export interface RolloutRequest {
   confirm_s: number;
   reply_timeout_s: number;
   effective_timeout_s: number;
+  /** Probes of a stage rolled at once. */
+  parallel: number;
   comment: string;
   author: string;
 }
@@ -59,6 +61,8 @@ export interface RolloutRequest {
 export type Answer = { code: number; body: unknown };
 
 const DEFAULT_STAGES = "1,10%,100%";
+/** Most probes of a stage rolled at once. */
+export const MAX_PARALLEL = 50;
 
 export class FleetConfig {
   readonly #store: ConfigHistory;
@@ -267,6 +271,8 @@ export class FleetConfig {
     } catch (err) {
       return { code: 400, body: { error: (err as Error).message } };
     }
+    if (!Number.isInteger(r.parallel) || r.parallel < 1 || r.parallel > MAX_PARALLEL)
+      return { code: 400, body: { error: `parallel: 1..${MAX_PARALLEL} probes at once` } };
     if (!Number.isInteger(r.confirm_s) || r.confirm_s < CONFIRM_MIN_S || r.confirm_s > CONFIRM_MAX_S)
       return { code: 400, body: { error: `confirm_s: ${CONFIRM_MIN_S}..${CONFIRM_MAX_S} seconds` } };
     const templates = await this.templates();
@@ -320,7 +326,13 @@ export class FleetConfig {
       actor: r.author,
       action: "rollout",
       subject: r.scope,
-      detail: JSON.stringify({ id, stages: r.stages, probes: targets.length, comment: r.comment }),
+      detail: JSON.stringify({
+        id,
+        stages: r.stages,
+        parallel: r.parallel,
+        probes: targets.length,
+        comment: r.comment,
+      }),
     });
     this.#running = id;
     this.#log.info(
@@ -346,6 +358,7 @@ export class FleetConfig {
         confirmS: r.confirm_s,
         replyTimeoutMs: r.reply_timeout_s * 1000,
         effectiveTimeoutMs: r.effective_timeout_s * 1000,
+        parallel: r.parallel,
       },
       {
         onProbe: async (o) => {
@@ -431,4 +444,5 @@ export const ROLLOUT_DEFAULTS = {
   confirm_s: CONFIRM_DEFAULT_S,
   reply_timeout_s: 30,
   effective_timeout_s: 60,
+  parallel: 1,
 } as const;

@@ -174,6 +174,34 @@ describe("runRollout", () => {
       expect(sent).toEqual(["s/p1 apply_config", "s/p1 confirm_config", ...p2Sent]);
     });
 
+  it("parallel within a stage: after a failure none starts, those in flight finish", async () => {
+    const { tr, sent } = fakeFleet({
+      "s/p1": "ok",
+      "s/p2": "refuse",
+      "s/p3": "ok",
+      "s/p4": "ok",
+      "s/p5": "ok",
+    });
+    const out = await runRollout(targets(["s/p1", "s/p2", "s/p3", "s/p4", "s/p5"]), tr, {
+      ...OPTS,
+      stages: "1,100%",
+      parallel: 2,
+    });
+    expect(out.state).toBe("stopped");
+    expect(out.reason).toContain("stage 2, s/p2: refused");
+    // p2 and p3 started together; p3 (in flight) was confirmed; p4 and p5 never heard of it.
+    expect(out.probes.map((p) => `${p.key}:${p.outcome}`).sort()).toEqual([
+      "s/p1:confirmed",
+      "s/p2:failed",
+      "s/p3:confirmed",
+    ]);
+    expect(sent.filter((x) => x.startsWith("s/p4") || x.startsWith("s/p5"))).toEqual([]);
+    const all = fakeFleet({ "s/p1": "ok", "s/p2": "ok", "s/p3": "ok", "s/p4": "ok" });
+    const ok = await runRollout(targets(["s/p1", "s/p2", "s/p3", "s/p4"]), all.tr, { ...OPTS, parallel: 3 });
+    expect(ok.state).toBe("done");
+    expect(ok.probes.filter((p) => p.outcome === "confirmed")).toHaveLength(4);
+  });
+
   it("keeps the probe's refusal with every problem", async () => {
     const { tr } = fakeFleet({ "s/p1": "refuse" });
     const out = await runRollout(targets(["s/p1"]), tr, OPTS);

@@ -121,6 +121,7 @@ describe("FleetConfig", () => {
       confirm_s: 60,
       reply_timeout_s: 1,
       effective_timeout_s: 1,
+      parallel: 1,
       comment: "try",
       author: "ann",
     });
@@ -147,6 +148,7 @@ describe("FleetConfig", () => {
       confirm_s: 60,
       reply_timeout_s: 0.05,
       effective_timeout_s: 0.05,
+      parallel: 1,
       comment: "",
       author: "ann",
     });
@@ -159,6 +161,7 @@ describe("FleetConfig", () => {
           confirm_s: 60,
           reply_timeout_s: 1,
           effective_timeout_s: 1,
+          parallel: 1,
           comment: "",
           author: "x",
         })
