@@ -38,6 +38,8 @@ export const MAX_PAYLOAD_BYTES = 128 * 1024;
 export const MAX_NAME_CHARS = 256;
 /** Longest free text (error messages, area reasons) HQ keeps. */
 export const MAX_TEXT_CHARS = 1024;
+/** Largest retained `config` whose redacted config HQ keeps for `hq config diff` (a typical one is a few KiB). */
+export const MAX_KEPT_CONFIG_BYTES = 32 * 1024;
 /** Most metrics HQ keeps of one result (the largest check reports about 20). */
 export const MAX_METRICS = 48;
 
@@ -436,7 +438,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
         v.document_hash = p.document_hash ?? null;
         v.config_pending = p.pending ?? null;
         v.config_rolled_back = p.rolled_back ?? null;
-        rec.config = p.config;
+        // Kept for diffs only, and only when small: 10,000 probes must not hold 128 KiB each.
+        rec.config = size <= MAX_KEPT_CONFIG_BYTES ? p.config : null;
         rec.recentMs = p.config.leds.recent_change_ms;
         // From now on only the checks this config names are kept; histories of removed ones go.
         rec.configured = new Set(p.config.checks.slice(0, this.#limits.checksPerProbe).map((c) => c.name));
