@@ -13,6 +13,7 @@ import { createInterface } from "node:readline";
 import { afterAll, describe, expect, it } from "vitest";
 import { labCredentials } from "../../scripts/lab/broker-tls.ts";
 import { ADDR } from "../../scripts/lab/lab.ts";
+import { startBrowser } from "./hq-browser.ts";
 import { useLab } from "./lab-fixture.ts";
 import { exited, probeStatus, startHq, startProbe, waitFor } from "./probe-harness.ts";
 
@@ -22,59 +23,6 @@ const ARTIFACTS = join(ROOT, "test-artifacts");
 const PORT = 8080;
 const TILE = '.tile[data-probe="lab/probe-1"]';
 const WAN = (colour: string) => `${TILE} .led[data-led="wan"][data-colour="${colour}"]`;
-
-interface Answer {
-  id?: number;
-  ok?: boolean;
-  at?: number;
-  text?: string;
-  error?: string;
-  ready?: boolean;
-}
-
-/** The browser driver inside the hq namespace, spoken to line by line. */
-function startBrowser(lab: ReturnType<ReturnType<typeof useLab>>) {
-  const child = lab.spawn("hq", [process.execPath, join(ROOT, "test/lab/hq-browser-driver.ts")], {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  const waiting = new Map<number, (a: Answer) => void>();
-  let ready: ((a: Answer) => void) | undefined;
-  const readyP = new Promise<Answer>((r) => (ready = r));
-  createInterface({ input: child.stdout! }).on("line", (line) => {
-    const a = JSON.parse(line) as Answer;
-    if (a.ready !== undefined) return ready?.(a);
-    if (a.id !== undefined) waiting.get(a.id)?.(a);
-  });
-  child.once("exit", (code) => {
-    ready?.({ ready: false, error: `driver exited ${code}` });
-    for (const w of waiting.values()) w({ ok: false, error: `driver exited ${code}` });
-  });
-  let next = 1;
-  const call = (cmd: Record<string, unknown>): Promise<Answer> => {
-    const id = next++;
-    return new Promise((resolve) => {
-      waiting.set(id, resolve);
-      child.stdin!.write(`${JSON.stringify({ ...cmd, id })}\n`);
-    });
-  };
-  const must = async (cmd: Record<string, unknown>): Promise<Answer> => {
-    const a = await call(cmd);
-    if (!a.ok) throw new Error(`browser: ${JSON.stringify(cmd)} failed: ${a.error}`);
-    return a;
-  };
-  return {
-    child,
-    ready: readyP,
-    goto: (url: string) => must({ op: "goto", url }),
-    /** Resolves with the wall-clock time the selector first matched. */
-    wait: async (selector: string, timeoutMs: number) =>
-      (await must({ op: "wait", selector, timeoutMs })).at!,
-    click: (selector: string) => must({ op: "click", selector }),
-    fill: (selector: string, value: string) => must({ op: "fill", selector, value }),
-    text: async (selector: string) => (await must({ op: "text", selector })).text ?? "",
-    shot: (name: string) => must({ op: "shot", path: join(ARTIFACTS, `hq-web-${name}.png`) }),
-  };
-}
 
 describe("HQ fleet page in headless Chromium", () => {
   const lab = useLab();
@@ -121,7 +69,7 @@ describe("HQ fleet page in headless Chromium", () => {
     children.push(timer.child);
     await waitFor("timing subscriber connected", 10_000, () => timer.connected());
 
-    const browser = startBrowser(lab());
+    const browser = startBrowser(lab(), (name) => join(ARTIFACTS, `hq-web-${name}.png`));
     children.push(browser.child);
     const ready = await browser.ready;
     expect(ready, `Chromium did not start: ${ready.error}`).toMatchObject({ ready: true });

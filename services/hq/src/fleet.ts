@@ -38,6 +38,8 @@ export const MAX_PAYLOAD_BYTES = 128 * 1024;
 export const MAX_NAME_CHARS = 256;
 /** Longest free text (error messages, area reasons) HQ keeps. */
 export const MAX_TEXT_CHARS = 1024;
+/** Largest retained `config` whose redacted config HQ keeps for `hq config diff` (a typical one is a few KiB). */
+export const MAX_KEPT_CONFIG_BYTES = 32 * 1024;
 /** Most metrics HQ keeps of one result (the largest check reports about 20). */
 export const MAX_METRICS = 48;
 
@@ -111,6 +113,12 @@ export interface ProbeView {
   health: HealthPayload | null;
   health_at: number | null;
   config_hash: string | null;
+  /** documentHash() of the config file the probe runs (retained `config`); null until it says. */
+  document_hash: string | null;
+  /** An applied config waiting for HQ's confirmation, as the probe reports it. */
+  config_pending: ConfigPayload["pending"] | null;
+  /** The probe's last rollback since it started. */
+  config_rolled_back: ConfigPayload["rolled_back"] | null;
   /** The panel left to right, as the technician at the rack sees it now (docs/architecture.md, "LEDs"). */
   leds: LedView[];
   events: FleetEvent[];
@@ -231,6 +239,8 @@ interface ProbeRecord {
   recentMs: number;
   /** Check names of the retained config; null until one arrives (then only the count is capped). */
   configured: Set<string> | null;
+  /** The retained config's redacted `config` (what `hq config diff` compares against). */
+  config: unknown;
   tokens: number;
   tokensAt: number;
 }
@@ -267,6 +277,8 @@ export type FleetRecord =
 /** Events: `change` after every accepted message; `record` (synchronously, within ingest()) before it. */
 export interface FleetEvents {
   change: [change: FleetChange];
+  /** A command reply (fleet-config/ waits for these by request id). */
+  reply: [key: string, reply: ReplyPayload];
   record: [record: FleetRecord];
 }
 
@@ -423,6 +435,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
       case "config": {
         const p = body as ConfigPayload;
         v.config_hash = p.config_hash;
+        v.document_hash = p.document_hash ?? null;
+        v.config_pending = p.pending ?? null;
+        v.config_rolled_back = p.rolled_back ?? null;
+        // Kept for diffs only, and only when small: 10,000 probes must not hold 128 KiB each.
+        rec.config = size <= MAX_KEPT_CONFIG_BYTES ? p.config : null;
         rec.recentMs = p.config.leds.recent_change_ms;
         // From now on only the checks this config names are kept; histories of removed ones go.
         rec.configured = new Set(p.config.checks.slice(0, this.#limits.checksPerProbe).map((c) => c.name));
@@ -459,6 +476,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       }
       case "reply":
         this.counters.replies++;
+        this.emit("reply", key, body as ReplyPayload);
         break;
       case "result": {
         const p = body as ResultPayload;
@@ -561,6 +579,9 @@ export class Fleet extends EventEmitter<FleetEvents> {
           health: null,
           health_at: null,
           config_hash: null,
+          document_hash: null,
+          config_pending: null,
+          config_rolled_back: null,
           events: [],
           results_total: 0,
           duplicates: 0,
@@ -570,12 +591,25 @@ export class Fleet extends EventEmitter<FleetEvents> {
         ids: new RecentIds(this.#limits.dedupPerProbe),
         recentMs: RECENT_CHANGE_MS,
         configured: null,
+        config: null,
         tokens: this.#limits.burstPerProbe - 1,
         tokensAt: now,
       };
       this.#probes.set(key, rec);
     }
     return rec;
+  }
+
+  /** One probe's view without its result history; undefined when unknown. */
+  view(key: string, now: number = Date.now()): ProbeView | undefined {
+    const r = this.#probes.get(key);
+    return r ? this.#view(r, now) : undefined;
+  }
+
+  /** The redacted config of a probe's retained `config`; undefined when none arrived. */
+  configOf(key: string): unknown {
+    const c = this.#probes.get(key)?.config;
+    return c === null ? undefined : c;
   }
 
   /** Number of probes known. */

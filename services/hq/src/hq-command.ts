@@ -13,6 +13,9 @@ import { reportCommand } from "./report/report-command.ts";
 import { ReportSchedule } from "./report/schedule.ts";
 import { defaultHistoryFile, HistoryIngest, historyStoreOf } from "./history/ingest.ts";
 import { restoreSqliteHistory } from "./history/sqlite-store.ts";
+import { configCommand } from "./fleet-config/cli.ts";
+import { FleetConfig } from "./fleet-config/service.ts";
+import { mqttTransport } from "./fleet-config/transport.ts";
 
 const EXIT_USAGE = 2;
 
@@ -139,9 +142,38 @@ export function hqCommand(): Command {
       }
       const link = connectFleet(cfg, fleet, log, undefined, history);
       alerting.start();
+      // Fleet config keeps its templates and rollouts in the history store (docs/fleet-config.md).
+      let fleetConfig: FleetConfig | undefined;
+      try {
+        fleetConfig = store
+          ? new FleetConfig(
+              store,
+              fleet,
+              mqttTransport(fleet, () => link.client),
+              log.child({ part: "fleet-config" }),
+            )
+          : undefined;
+        await fleetConfig?.start();
+      } catch (err) {
+        log.fatal(
+          { err: String(err) },
+          "cannot set up fleet config (the history store, schemas/config.schema.json)",
+        );
+        await link.stop();
+        process.exit(1);
+      }
       let web;
       try {
-        web = await serveFleetWeb(fleet, () => link.status, cfg, log, access, store ?? undefined, alerting);
+        web = await serveFleetWeb(
+          fleet,
+          () => link.status,
+          cfg,
+          log,
+          access,
+          store ?? undefined,
+          alerting,
+          fleetConfig,
+        );
       } catch (err) {
         log.fatal({ err: String(err), host: cfg.http.host, port: cfg.http.port }, "cannot serve the page");
         await link.stop();
@@ -283,6 +315,7 @@ export function hqCommand(): Command {
     });
 
   hq.addCommand(reportCommand());
+  hq.addCommand(configCommand());
 
   return hq;
 }

@@ -15,7 +15,7 @@ import { dirname, join } from "node:path";
 import type { Logger } from "../../contract/src/log.ts";
 import { HqConfigError, type HqConfig } from "./hq-config.ts";
 
-/** What a principal may do: every endpoint today reads; commands from HQ will need `operator`. */
+/** What a principal may do: `viewer` reads; `operator` also changes (alerts, fleet config, commands). */
 export type Role = "viewer" | "operator";
 
 /** An authenticated caller. */

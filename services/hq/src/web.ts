@@ -13,6 +13,8 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "../../contract/src/log.ts";
 import type { Alerting } from "./alerts/alerting.ts";
 import { handleAlertRoute, isAlertRoute } from "./alerts/alerts-http.ts";
+import { handleConfigRoute, isConfigRoute } from "./fleet-config/http.ts";
+import type { FleetConfig } from "./fleet-config/service.ts";
 import type { Fleet, FleetChange } from "./fleet.ts";
 import type { LinkStatus } from "./fleet-link.ts";
 import type { HistoryReader } from "./history/store.ts";
@@ -73,6 +75,8 @@ export async function serveFleetWeb(
   /** The store the history routes read (web-history.ts); without it they answer 404. */
   history?: HistoryReader,
   alerting?: Alerting,
+  /** Fleet config (fleet-config/); without it /api/config answers 503. */
+  fleetConfig?: FleetConfig,
 ): Promise<FleetWeb> {
   const { host, port, sse_clients: maxClients, sse_buffer_bytes: bufferCap } = cfg.http;
   const clients = new Map<ServerResponse, Principal>();
@@ -282,6 +286,18 @@ export async function serveFleetWeb(
       ).catch((err: unknown) => {
         log.error({ err: String(err) }, "alert request failed");
         if (!res.headersSent) json(res, 500, { error: "internal" });
+      });
+      return;
+    }
+    // Fleet config (docs/fleet-config.md): reads for any role, changes for operators.
+    if (isConfigRoute(url.pathname)) {
+      const who = access.principal(req);
+      if (!who) access.counters.unauthorized++;
+      handleConfigRoute(fleetConfig, req, url, who, sameOrigin(req), (code, body) =>
+        json(res, code, body, hsts),
+      ).catch((err: unknown) => {
+        log.error({ err: String(err), path: url.pathname }, "config request failed");
+        if (!res.headersSent) json(res, 500, { error: "internal" }, hsts);
       });
       return;
     }

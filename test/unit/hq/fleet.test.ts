@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { EXAMPLES } from "../../../scripts/gen/mqtt-examples.ts";
 import type { ConfigPayload, ResultPayload } from "../../../services/contract/src/payloads.ts";
 import { silentLogger } from "../../../services/contract/src/log.ts";
-import { Fleet } from "../../../services/hq/src/fleet.ts";
+import { Fleet, MAX_KEPT_CONFIG_BYTES } from "../../../services/hq/src/fleet.ts";
 import { loadHqConfig, HqConfigError } from "../../../services/hq/src/hq-config.ts";
 import { Access, hashPassword, hostName, verifyPassword } from "../../../services/hq/src/web-access.ts";
 
@@ -188,5 +188,30 @@ describe("HQ access rules", () => {
     expect(() => loadHqConfig({ url: "mqtt://192.0.2.5", passwordFile: join(dir, "none") }, {})).toThrow(
       HqConfigError,
     );
+  });
+});
+
+describe("Fleet: the retained config for fleet config", () => {
+  it("keeps document_hash and pending always, the redacted config only up to MAX_KEPT_CONFIG_BYTES", () => {
+    const f = new Fleet();
+    const cfg = EXAMPLES.config[0] as ConfigPayload;
+    const topic = "netprobe/v1/b7/pi-01/config";
+    expect(f.ingest(topic, JSON.stringify(cfg)).ok).toBe(true);
+    expect(f.configOf("b7/pi-01")).toEqual(cfg.config);
+    expect(f.view("b7/pi-01")?.document_hash).toBe(cfg.document_hash ?? null);
+    const base = cfg.config.checks[0]!;
+    const big = {
+      ...cfg,
+      document_hash: "a".repeat(64),
+      config: {
+        ...cfg.config,
+        checks: Array.from({ length: 400 }, (_, i) => ({ ...base, name: `check-${i}` })),
+      },
+    };
+    const payload = JSON.stringify(big);
+    expect(payload.length).toBeGreaterThan(MAX_KEPT_CONFIG_BYTES);
+    expect(f.ingest(topic, payload).ok).toBe(true);
+    expect(f.view("b7/pi-01")?.document_hash).toBe("a".repeat(64));
+    expect(f.configOf("b7/pi-01")).toBeUndefined();
   });
 });

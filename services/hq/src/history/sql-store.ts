@@ -18,8 +18,12 @@ import {
   type RetentionOutcome,
   type RetentionPolicy,
   type RollupQuery,
+  type ConfigAuditEntry,
+  type RolloutProbeRecord,
+  type RolloutRecord,
   type RollupRow,
   type StoredEvent,
+  type TemplateVersion,
   type StoredResult,
   type StoredStateChange,
   type StoreStats,
@@ -195,6 +199,26 @@ export function schemaStatements(results: string): string[] {
     `CREATE INDEX IF NOT EXISTS rollup_1m_bucket ON rollup_1m (bucket)`,
     `CREATE INDEX IF NOT EXISTS rollup_1h_bucket ON rollup_1h (bucket)`,
     `CREATE INDEX IF NOT EXISTS rollup_1d_bucket ON rollup_1d (bucket)`,
+    // Fleet config (docs/fleet-config.md). Added after the first release: CREATE … IF NOT EXISTS
+    // is their migration on an existing store, on both engines.
+    `CREATE TABLE IF NOT EXISTS config_templates (
+      level TEXT NOT NULL, name TEXT NOT NULL, version BIGINT NOT NULL, body TEXT,
+      author TEXT NOT NULL, at BIGINT NOT NULL, comment TEXT NOT NULL,
+      PRIMARY KEY (level, name, version))`,
+    `CREATE TABLE IF NOT EXISTS config_documents (
+      hash TEXT PRIMARY KEY, document TEXT NOT NULL, first_at BIGINT NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS config_rollouts (
+      id TEXT PRIMARY KEY, author TEXT NOT NULL, comment TEXT NOT NULL, stages TEXT NOT NULL,
+      scope TEXT NOT NULL, state TEXT NOT NULL, reason TEXT, started_at BIGINT NOT NULL,
+      finished_at BIGINT)`,
+    `CREATE TABLE IF NOT EXISTS config_rollout_probes (
+      rollout_id TEXT NOT NULL, site TEXT NOT NULL, probe TEXT NOT NULL, stage BIGINT NOT NULL,
+      document_hash TEXT NOT NULL, outcome TEXT NOT NULL, code TEXT, detail TEXT, at BIGINT NOT NULL,
+      PRIMARY KEY (rollout_id, site, probe))`,
+    `CREATE TABLE IF NOT EXISTS config_audit (
+      at BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL,
+      detail TEXT NOT NULL)`,
+    `CREATE INDEX IF NOT EXISTS config_audit_at ON config_audit (at)`,
   ];
 }
 
@@ -230,6 +254,18 @@ function percentile(sorted: readonly number[], p: number): number | null {
 
 const DAY_MS = 86_400_000;
 
+function templateOf(r: Row): TemplateVersion {
+  return {
+    level: String(r.level),
+    name: String(r.name),
+    version: num(r.version),
+    body: typeof r.body === "string" ? (JSON.parse(r.body) as unknown) : null,
+    author: String(r.author),
+    at: num(r.at),
+    comment: String(r.comment),
+  };
+}
+
 /** The shared store over one Dialect. */
 export class SqlHistoryStore implements HistoryStore {
   readonly #d: Dialect;
@@ -244,6 +280,166 @@ export class SqlHistoryStore implements HistoryStore {
 
   get engine(): "sqlite" | "postgres" {
     return this.#d.engine;
+  }
+
+  // Fleet config history (ConfigHistory): plain rows, the same SQL on both engines.
+
+  async putTemplate(t: Omit<TemplateVersion, "version">): Promise<number> {
+    return this.#d.tx(async (db) => {
+      const [row] = await db.query(
+        `SELECT COALESCE(MAX(version), 0) AS v FROM config_templates WHERE level = ? AND name = ?`,
+        [t.level, t.name],
+      );
+      const version = num(row?.v ?? 0) + 1;
+      await db.run(
+        `INSERT INTO config_templates (level, name, version, body, author, at, comment) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        [
+          t.level,
+          t.name,
+          version,
+          t.body === null ? null : JSON.stringify(t.body),
+          t.author,
+          Math.round(t.at),
+          t.comment,
+        ],
+      );
+      await db.run(`INSERT INTO config_audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)`, [
+        Math.round(t.at),
+        t.author,
+        t.body === null ? "template_delete" : "template_set",
+        `${t.level}:${t.name}`,
+        JSON.stringify({ version, comment: t.comment }),
+      ]);
+      return version;
+    });
+  }
+
+  async currentTemplates(): Promise<TemplateVersion[]> {
+    const rows = await this.#d.db.query(
+      `SELECT t.* FROM config_templates t JOIN (
+         SELECT level, name, MAX(version) AS version FROM config_templates GROUP BY level, name
+       ) m ON t.level = m.level AND t.name = m.name AND t.version = m.version
+       WHERE t.body IS NOT NULL ORDER BY t.level, t.name`,
+    );
+    return rows.map(templateOf);
+  }
+
+  async templateVersions(
+    q: { level?: string; name?: string; limit?: number } = {},
+  ): Promise<TemplateVersion[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (q.level !== undefined) {
+      where.push("level = ?");
+      params.push(q.level);
+    }
+    if (q.name !== undefined) {
+      where.push("name = ?");
+      params.push(q.name);
+    }
+    params.push(q.limit ?? 100);
+    const rows = await this.#d.db.query(
+      `SELECT * FROM config_templates ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+        ORDER BY at DESC, version DESC LIMIT ?`,
+      params,
+    );
+    return rows.map(templateOf);
+  }
+
+  async putDocument(hash: string, document: unknown, at: number): Promise<void> {
+    await this.#d.db.run(
+      `INSERT INTO config_documents (hash, document, first_at) VALUES (?, ?, ?) ON CONFLICT (hash) DO NOTHING`,
+      [hash, JSON.stringify(document), Math.round(at)],
+    );
+  }
+
+  async document(hash: string): Promise<unknown> {
+    const [row] = await this.#d.db.query(`SELECT document FROM config_documents WHERE hash = ?`, [hash]);
+    return row ? (JSON.parse(String(row.document)) as unknown) : undefined;
+  }
+
+  async putRollout(r: RolloutRecord): Promise<void> {
+    await this.#d.db.run(
+      `INSERT INTO config_rollouts (id, author, comment, stages, scope, state, reason, started_at, finished_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = excluded.reason,
+           finished_at = excluded.finished_at`,
+      [r.id, r.author, r.comment, r.stages, r.scope, r.state, r.reason, r.started_at, r.finished_at],
+    );
+  }
+
+  async putRolloutProbe(p: RolloutProbeRecord): Promise<void> {
+    await this.#d.db.run(
+      `INSERT INTO config_rollout_probes (rollout_id, site, probe, stage, document_hash, outcome, code, detail, at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (rollout_id, site, probe) DO UPDATE SET outcome = excluded.outcome,
+           code = excluded.code, detail = excluded.detail, at = excluded.at`,
+      [
+        p.rollout_id,
+        p.site,
+        p.probe,
+        p.stage,
+        p.document_hash,
+        p.outcome,
+        p.code,
+        p.detail,
+        Math.round(p.at),
+      ],
+    );
+  }
+
+  async rollouts(limit = 50): Promise<RolloutRecord[]> {
+    const rows = await this.#d.db.query(
+      `SELECT * FROM config_rollouts ORDER BY started_at DESC, id DESC LIMIT ?`,
+      [limit],
+    );
+    return rows.map((r) => ({
+      id: String(r.id),
+      author: String(r.author),
+      comment: String(r.comment),
+      stages: String(r.stages),
+      scope: String(r.scope),
+      state: String(r.state) as RolloutRecord["state"],
+      reason: strOrNull(r.reason),
+      started_at: num(r.started_at),
+      finished_at: numOrNull(r.finished_at),
+    }));
+  }
+
+  async rolloutProbes(id: string): Promise<RolloutProbeRecord[]> {
+    const rows = await this.#d.db.query(
+      `SELECT * FROM config_rollout_probes WHERE rollout_id = ? ORDER BY stage, at, site, probe`,
+      [id],
+    );
+    return rows.map((r) => ({
+      rollout_id: String(r.rollout_id),
+      site: String(r.site),
+      probe: String(r.probe),
+      stage: num(r.stage),
+      document_hash: String(r.document_hash),
+      outcome: String(r.outcome) as RolloutProbeRecord["outcome"],
+      code: strOrNull(r.code),
+      detail: strOrNull(r.detail),
+      at: num(r.at),
+    }));
+  }
+
+  async audit(e: ConfigAuditEntry): Promise<void> {
+    await this.#d.db.run(
+      `INSERT INTO config_audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)`,
+      [Math.round(e.at), e.actor, e.action, e.subject, e.detail],
+    );
+  }
+
+  async auditLog(limit = 100): Promise<ConfigAuditEntry[]> {
+    const rows = await this.#d.db.query(`SELECT * FROM config_audit ORDER BY at DESC LIMIT ?`, [limit]);
+    return rows.map((r) => ({
+      at: num(r.at),
+      actor: String(r.actor),
+      action: String(r.action),
+      subject: String(r.subject),
+      detail: String(r.detail),
+    }));
   }
 
   async open(): Promise<void> {

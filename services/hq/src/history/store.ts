@@ -230,8 +230,82 @@ export interface HistoryReader {
   stats(): Promise<StoreStats>;
 }
 
+/** One version of a config template (docs/fleet-config.md): who wrote it, when and why. */
+export interface TemplateVersion {
+  level: string;
+  name: string;
+  /** 1, 2, … per (level, name). */
+  version: number;
+  /** The template's JSON; null when this version deleted it. */
+  body: unknown;
+  author: string;
+  at: number;
+  comment: string;
+}
+
+/** A rollout of desired configs, stage by stage. */
+export interface RolloutRecord {
+  id: string;
+  author: string;
+  comment: string;
+  /** As asked, e.g. `1,10%,100%`. */
+  stages: string;
+  /** What it covers: `all`, `site:<id>`, `group:<name>`, `probe:<site/probe>`. */
+  scope: string;
+  state: "running" | "done" | "stopped";
+  /** Why it stopped (the first failure), null otherwise. */
+  reason: string | null;
+  started_at: number;
+  finished_at: number | null;
+}
+
+/** One probe's part in a rollout. */
+export interface RolloutProbeRecord {
+  rollout_id: string;
+  site: string;
+  probe: string;
+  /** 1-based stage; 0 for probes skipped because they already ran the desired document. */
+  stage: number;
+  document_hash: string;
+  outcome: "confirmed" | "skipped" | "failed";
+  /** For failed: refused, reply_timeout, not_applied, rolled_back, offline, confirm_failed, … */
+  code: string | null;
+  detail: string | null;
+  at: number;
+}
+
+/** Something an operator did to fleet config (set, delete, rollout, rollback). */
+export interface ConfigAuditEntry {
+  at: number;
+  actor: string;
+  action: string;
+  subject: string;
+  detail: string;
+}
+
+/** Fleet config's history: template versions, documents by hash, rollouts, an audit trail. */
+export interface ConfigHistory {
+  /** Stores a new version (the next number) and its audit entry; returns the version. */
+  putTemplate(t: Omit<TemplateVersion, "version">): Promise<number>;
+  /** The latest version of every template not deleted. */
+  currentTemplates(): Promise<TemplateVersion[]>;
+  /** Every version, newest first (of one template when level and name are given). */
+  templateVersions(q?: { level?: string; name?: string; limit?: number }): Promise<TemplateVersion[]>;
+  /** Keeps a document under its hash (once). */
+  putDocument(hash: string, document: unknown, at: number): Promise<void>;
+  document(hash: string): Promise<unknown>;
+  putRollout(r: RolloutRecord): Promise<void>;
+  putRolloutProbe(p: RolloutProbeRecord): Promise<void>;
+  /** Newest first. */
+  rollouts(limit?: number): Promise<RolloutRecord[]>;
+  rolloutProbes(id: string): Promise<RolloutProbeRecord[]>;
+  audit(e: ConfigAuditEntry): Promise<void>;
+  /** Newest first. */
+  auditLog(limit?: number): Promise<ConfigAuditEntry[]>;
+}
+
 /** The whole store: reads, batched idempotent writes, roll-ups, retention, backup. */
-export interface HistoryStore extends HistoryReader {
+export interface HistoryStore extends HistoryReader, ConfigHistory {
   readonly engine: "sqlite" | "postgres";
   /** Creates or migrates the schema. Idempotent. */
   open(): Promise<void>;
