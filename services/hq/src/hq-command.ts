@@ -13,6 +13,7 @@ import { reportCommand } from "./report/report-command.ts";
 import { ReportSchedule } from "./report/schedule.ts";
 import { defaultHistoryFile, HistoryIngest, historyStoreOf } from "./history/ingest.ts";
 import { restoreSqliteHistory } from "./history/sqlite-store.ts";
+import { PersistentIncidentStore } from "./alerts/incident-store.ts";
 import { configCommand } from "./fleet-config/cli.ts";
 import { FleetConfig } from "./fleet-config/service.ts";
 import { mqttTransport } from "./fleet-config/transport.ts";
@@ -135,7 +136,14 @@ export function hqCommand(): Command {
       }
       let alerting: Alerting;
       try {
-        alerting = new Alerting(cfg, fleet, () => link.status, log.child({ part: "alerts" }));
+        const alertLog = log.child({ part: "alerts" });
+        alerting = new Alerting(
+          cfg,
+          fleet,
+          () => link.status,
+          alertLog,
+          store ? await PersistentIncidentStore.open(store, alertLog) : undefined,
+        );
       } catch (err) {
         console.error(err instanceof HqConfigError ? err.message : `cannot set up alerts: ${String(err)}`);
         process.exit(EXIT_USAGE);

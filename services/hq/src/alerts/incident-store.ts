@@ -1,6 +1,9 @@
-// Where incidents live. HQ's history store (services/hq/src/history/) is meant to persist them; until
-// it is composed in, the memory store below keeps the open ones and the latest resolved ones, so
-// the engine, the API and /metrics do not care which one they talk to (docs/alerting.md, "Storage").
+// Where incidents live (docs/alerting.md, "Storage"): in memory for the engine, the API and
+// /metrics (the interface is synchronous: the engine decides within one event), and written
+// through to HQ's history store when there is one, so an HQ restart keeps open incidents open —
+// their times, acknowledgements and notifications — instead of opening (and paging) them again.
+import type { Logger } from "../../../contract/src/log.ts";
+import type { IncidentHistory } from "../history/store.ts";
 import type { Incident, IncidentStore } from "./incidents.ts";
 
 /** Resolved incidents kept by the memory store (open ones are always kept). */
@@ -38,5 +41,69 @@ export class MemoryIncidentStore implements IncidentStore {
       .sort((a, b) => (b.resolved_at ?? 0) - (a.resolved_at ?? 0));
     const chosen = opts.open === true ? open : opts.open === false ? resolved : [...open, ...resolved];
     return chosen.slice(0, opts.limit ?? Infinity).map((i) => structuredClone(i));
+  }
+}
+
+/**
+ * The memory store written through to the history store: puts are queued and written in order, a
+ * batch at a time, so the engine never waits on the database; a failed write is logged and kept
+ * for the next one (the newest version of an incident wins).
+ */
+export class PersistentIncidentStore extends MemoryIncidentStore {
+  readonly #history: IncidentHistory;
+  readonly #log: Logger;
+  readonly #pending = new Map<string, Incident>();
+  #writing: Promise<void> | undefined;
+
+  private constructor(history: IncidentHistory, log: Logger) {
+    super();
+    this.#history = history;
+    this.#log = log;
+  }
+
+  /** Loads the stored open incidents and the latest resolved ones. */
+  static async open(history: IncidentHistory, log: Logger): Promise<PersistentIncidentStore> {
+    const s = new PersistentIncidentStore(history, log);
+    const rows = await history.loadIncidents(RESOLVED_KEPT);
+    // Oldest resolved first, so the memory store's order (last put = newest) holds.
+    for (const r of [...rows].reverse()) MemoryIncidentStore.prototype.put.call(s, r.body as Incident);
+    return s;
+  }
+
+  override put(incident: Incident): void {
+    super.put(incident);
+    this.#pending.set(incident.id, structuredClone(incident));
+    this.#writing ??= this.#drain();
+  }
+
+  /** Resolves once everything put so far is written (or has failed and been logged). */
+  async flush(): Promise<void> {
+    while (this.#writing) await this.#writing;
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#pending.size > 0) {
+        const batch = [...this.#pending.values()];
+        this.#pending.clear();
+        try {
+          await this.#history.putIncidents(
+            batch.map((i) => ({
+              id: i.id,
+              opened_at: i.opened_at,
+              resolved_at: i.resolved_at,
+              updated_at: i.updated_at,
+              body: i,
+            })),
+          );
+        } catch (err) {
+          this.#log.error({ err: String(err), incidents: batch.length }, "incidents not stored; retrying");
+          for (const i of batch) if (!this.#pending.has(i.id)) this.#pending.set(i.id, i);
+          await new Promise((r) => setTimeout(r, 5000).unref());
+        }
+      }
+    } finally {
+      this.#writing = undefined;
+    }
   }
 }

@@ -203,6 +203,12 @@ export class IncidentEngine extends EventEmitter {
     super();
     this.#store = store;
     this.#s = { ...DEFAULT_INCIDENT_SETTINGS, ...settings };
+    // A store that outlived an HQ restart: its open incidents go on (times, ack, notified) rather
+    // than being opened and notified again when the fleet's state comes back.
+    for (const inc of store.list({ open: true })) {
+      this.#open.set(inc.id, inc);
+      for (const m of inc.members) this.#memberOf.set(memberKey(m.key, m.area), inc.id);
+    }
   }
 
   /** Open incidents, oldest first. */

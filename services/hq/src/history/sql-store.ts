@@ -23,6 +23,7 @@ import {
   type RolloutRecord,
   type RollupRow,
   type StoredEvent,
+  type StoredIncident,
   type TemplateVersion,
   type StoredResult,
   type StoredStateChange,
@@ -219,6 +220,12 @@ export function schemaStatements(results: string): string[] {
       at BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL,
       detail TEXT NOT NULL)`,
     `CREATE INDEX IF NOT EXISTS config_audit_at ON config_audit (at)`,
+    // Alert incidents (docs/alerting.md, "Storage"), whole documents by id; added after the first
+    // release like the fleet config tables.
+    `CREATE TABLE IF NOT EXISTS alert_incidents (
+      id TEXT PRIMARY KEY, opened_at BIGINT NOT NULL, resolved_at BIGINT, updated_at BIGINT NOT NULL,
+      body TEXT NOT NULL)`,
+    `CREATE INDEX IF NOT EXISTS alert_incidents_resolved ON alert_incidents (resolved_at)`,
   ];
 }
 
@@ -439,6 +446,42 @@ export class SqlHistoryStore implements HistoryStore {
       action: String(r.action),
       subject: String(r.subject),
       detail: String(r.detail),
+    }));
+  }
+
+  async putIncidents(list: readonly StoredIncident[]): Promise<void> {
+    if (list.length === 0) return;
+    await this.#d.tx(async (db) => {
+      for (const i of list)
+        await db.run(
+          `INSERT INTO alert_incidents (id, opened_at, resolved_at, updated_at, body) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET opened_at = excluded.opened_at, resolved_at = excluded.resolved_at,
+           updated_at = excluded.updated_at, body = excluded.body`,
+          [
+            i.id,
+            Math.round(i.opened_at),
+            i.resolved_at === null ? null : Math.round(i.resolved_at),
+            Math.round(i.updated_at),
+            JSON.stringify(i.body),
+          ],
+        );
+    });
+  }
+
+  async loadIncidents(resolved: number): Promise<StoredIncident[]> {
+    const open = await this.#d.db.query(
+      `SELECT * FROM alert_incidents WHERE resolved_at IS NULL ORDER BY opened_at`,
+    );
+    const done = await this.#d.db.query(
+      `SELECT * FROM alert_incidents WHERE resolved_at IS NOT NULL ORDER BY resolved_at DESC LIMIT ?`,
+      [Math.max(0, Math.floor(resolved))],
+    );
+    return [...open, ...done].map((r) => ({
+      id: String(r.id),
+      opened_at: num(r.opened_at),
+      resolved_at: numOrNull(r.resolved_at),
+      updated_at: num(r.updated_at),
+      body: JSON.parse(String(r.body)) as unknown,
     }));
   }
 
@@ -724,6 +767,9 @@ export class SqlHistoryStore implements HistoryStore {
       const events = await db.run(`DELETE FROM events WHERE at < ?`, [eventCut]);
       await db.run(`DELETE FROM state_changes WHERE at < ?`, [eventCut]);
       await db.run(`DELETE FROM health WHERE at < ?`, [eventCut]);
+      await db.run(`DELETE FROM alert_incidents WHERE resolved_at IS NOT NULL AND resolved_at < ?`, [
+        eventCut,
+      ]);
       return {
         results_deleted: dropped.rows,
         partitions_dropped: dropped.partitions,

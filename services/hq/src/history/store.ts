@@ -304,8 +304,26 @@ export interface ConfigHistory {
   auditLog(limit?: number): Promise<ConfigAuditEntry[]>;
 }
 
+/** An alert incident as HQ's incident engine keeps it (services/hq/src/alerts/incidents.ts), stored whole. */
+export interface StoredIncident {
+  id: string;
+  opened_at: number;
+  resolved_at: number | null;
+  updated_at: number;
+  /** The incident document (JSON). */
+  body: unknown;
+}
+
+/** Where alert incidents outlive an HQ restart (docs/alerting.md, "Storage"). */
+export interface IncidentHistory {
+  /** Inserts or replaces each incident by id, in one transaction. */
+  putIncidents(list: readonly StoredIncident[]): Promise<void>;
+  /** Every open incident, and the `resolved` most recently resolved ones. */
+  loadIncidents(resolved: number): Promise<StoredIncident[]>;
+}
+
 /** The whole store: reads, batched idempotent writes, roll-ups, retention, backup. */
-export interface HistoryStore extends HistoryReader, ConfigHistory {
+export interface HistoryStore extends HistoryReader, ConfigHistory, IncidentHistory {
   readonly engine: "sqlite" | "postgres";
   /** Creates or migrates the schema. Idempotent. */
   open(): Promise<void>;

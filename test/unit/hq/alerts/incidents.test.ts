@@ -1,10 +1,18 @@
 // The incident logic of services/hq/src/alerts/incidents.ts as scenarios: a pulled cable is one
 // incident with its dependants inside, a cause learnt a moment late re-roots the incident, the same
 // WAN target at two sites is one incident, flapping re-opens the same one, maintenance holds it.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { HealthPayload } from "../../../../services/contract/src/payloads.ts";
 import type { CheckHistory } from "../../../../services/hq/src/fleet.ts";
-import { MemoryIncidentStore } from "../../../../services/hq/src/alerts/incident-store.ts";
+import {
+  MemoryIncidentStore,
+  PersistentIncidentStore,
+} from "../../../../services/hq/src/alerts/incident-store.ts";
+import { sqliteHistoryStore } from "../../../../services/hq/src/history/sqlite-store.ts";
+import { silentLogger } from "../../../../services/contract/src/log.ts";
 import {
   IncidentEngine,
   PROBE_AREAS,
@@ -332,5 +340,59 @@ describe("store and acknowledgement", () => {
       engine.tick(t + 9000);
     }
     expect(store.list({ open: false })).toHaveLength(2);
+  });
+});
+
+describe("incidents outlive an HQ restart (history store)", () => {
+  it("an open, acknowledged incident comes back open with its times: not notified again, resolved once", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "netprobe-incidents-"));
+    try {
+      const retention = { raw_days: 30, rollup_days: 365, event_days: 365 };
+      const history = sqliteHistoryStore(join(dir, "h.db"), retention);
+      await history.open();
+      const store = await PersistentIncidentStore.open(history, silentLogger());
+      const engine = new IncidentEngine(store, S);
+      const notices: IncidentNotice[] = [];
+      engine.on("notify", (n: IncidentNotice) => notices.push(n));
+      const feed = (e: IncidentEngine, s: ProbeSnapshot, now: number) => {
+        e.observe(s.key, s, now);
+        e.tick(now);
+      };
+      feed(engine, snap("lab", []), 0);
+      feed(engine, snap("lab", ["link", "lan"]), 1000);
+      engine.tick(3100);
+      expect(notices.map((n) => n.status)).toEqual(["firing"]);
+      const id = notices[0]!.incident.id;
+      engine.acknowledge(id, "alice", 4000);
+      await store.flush();
+      await history.close();
+
+      // HQ restarts: a new store over the same file, a new engine.
+      const history2 = sqliteHistoryStore(join(dir, "h.db"), retention);
+      await history2.open();
+      const store2 = await PersistentIncidentStore.open(history2, silentLogger());
+      const engine2 = new IncidentEngine(store2, S);
+      const after: IncidentNotice[] = [];
+      engine2.on("notify", (n: IncidentNotice) => after.push(n));
+      expect(engine2.open().map((i) => [i.id, i.opened_at, i.acknowledged_by])).toEqual([
+        [id, 1000, "alice"],
+      ]);
+      // Still failing when the fleet's state comes back: the same incident, no second page.
+      feed(engine2, snap("lab", ["link", "lan"]), 10_000);
+      engine2.tick(20_000);
+      expect(after).toEqual([]);
+      expect(engine2.open()).toHaveLength(1);
+      // Repaired: it resolves, once.
+      feed(engine2, snap("lab", []), 30_000);
+      engine2.tick(40_000);
+      expect(after.map((n) => [n.status, n.incident.id])).toEqual([["resolved", id]]);
+      await store2.flush();
+      expect((await history2.loadIncidents(10)).map((i) => [i.id, i.resolved_at !== null])).toEqual([
+        [id, true],
+      ]);
+      await history2.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -112,6 +112,29 @@ describe.each(engines)("history store on %s", (_name, make) => {
     await store?.close();
   });
 
+  it("alert incidents: upserted by id; open ones and the latest resolved ones come back; retention drops old resolved ones", async () => {
+    const inc = (id: string, opened: number, resolved: number | null) => ({
+      id,
+      opened_at: opened,
+      resolved_at: resolved,
+      updated_at: resolved ?? opened,
+      body: { id, title: `incident ${id}`, members: [{ area: "link" }] },
+    });
+    await store.putIncidents([inc("a", NOW - 3000, null), inc("b", NOW - 2000, null)]);
+    // b resolves (a new version of the same id), c and d were resolved long ago and just now.
+    await store.putIncidents([
+      inc("b", NOW - 2000, NOW - 1000),
+      inc("c", NOW - 400 * DAY, NOW - 399 * DAY),
+      inc("d", NOW - 5000, NOW - 500),
+    ]);
+    const all = await store.loadIncidents(10);
+    expect(all.map((i) => i.id)).toEqual(["a", "d", "b", "c"]);
+    expect(all[0]).toEqual(inc("a", NOW - 3000, null));
+    expect((await store.loadIncidents(1)).map((i) => i.id)).toEqual(["a", "d"]);
+    await store.retain(NOW);
+    expect((await store.loadIncidents(10)).map((i) => i.id)).toEqual(["a", "d", "b"]);
+  });
+
   it("a redelivered result (same id, in another batch or the same one) is stored once", async () => {
     const a = result({ check: "dedup" });
     const b = result({ check: "dedup" });
