@@ -198,11 +198,15 @@ exec $PREFIX/current/services/probe/bin/netprobe "\$@"
 EOF
   chmod 0755 "$BIN"
 
-  install -d -m 0750 -o root -g "$SERVICE_USER" "$CONFIG_DIR"
+  # The service writes its config itself when headquarters applies one (cmd/apply_config:
+  # atomic rename in this directory, last-known-good beside it; docs/fleet-config.md), so the
+  # directory is the service user's. Secrets stay in /etc/default/netprobe, root's.
+  install -d -m 0750 -o "$SERVICE_USER" -g "$SERVICE_USER" "$CONFIG_DIR"
+  chown "$SERVICE_USER:$SERVICE_USER" "$CONFIG_DIR"
   if [[ ! -e "$CONFIG_DIR/netprobe.yaml" ]]; then
     log "writing the config template $CONFIG_DIR/netprobe.yaml: set site, probe, broker and checks"
-    install -m 0640 -o root -g "$SERVICE_USER" "$PREFIX/current/services/probe/netprobe.example.yaml" \
-      "$CONFIG_DIR/netprobe.yaml"
+    install -m 0640 -o "$SERVICE_USER" -g "$SERVICE_USER" \
+      "$PREFIX/current/services/probe/netprobe.example.yaml" "$CONFIG_DIR/netprobe.yaml"
   fi
   if [[ ! -e /etc/default/netprobe ]]; then
     install -m 0600 /dev/null /etc/default/netprobe
