@@ -1,43 +1,10 @@
 // Fleet config's history on both engines (services/hq/src/history/sql-store.ts): an SQLite file
 // and a real PostgreSQL server this file starts on a private socket and removes. Under CI=true a
 // PostgreSQL that cannot start fails the suite; it never skips.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { postgresHistoryStore } from "../../../../services/hq/src/history/postgres-store.ts";
-import { sqliteHistoryStore } from "../../../../services/hq/src/history/sqlite-store.ts";
-import type { HistoryStore } from "../../../../services/hq/src/history/store.ts";
-import { startPostgres, type PostgresServer } from "../../../doubles/postgres-server.ts";
+import { describe, expect, it } from "vitest";
+import { historyEngines } from "../../../doubles/history-engines.ts";
 
-const RETENTION = { raw_days: 7, rollup_days: 365, event_days: 365 };
-let pg: PostgresServer | undefined;
-let pgError: unknown;
-const tmp = mkdtempSync(join(tmpdir(), "netprobe-cfghist-"));
-let dbs = 0;
-
-beforeAll(async () => {
-  try {
-    pg = await startPostgres();
-  } catch (err) {
-    pgError = err;
-  }
-}, 60_000);
-afterAll(async () => {
-  await pg?.stop();
-  rmSync(tmp, { recursive: true, force: true });
-});
-
-const engines: Array<[string, () => Promise<HistoryStore>]> = [
-  ["sqlite", () => Promise.resolve(sqliteHistoryStore(join(tmp, `c${dbs++}.db`), RETENTION))],
-  [
-    "postgres",
-    async () => {
-      if (!pg) throw new Error(`PostgreSQL unavailable: ${String(pgError)}`);
-      return postgresHistoryStore(await pg.createDatabase(`c${dbs++}`), RETENTION);
-    },
-  ],
-];
+const engines = historyEngines({ raw_days: 7, rollup_days: 365, event_days: 365 });
 
 describe.each(engines)("config history on %s", (_engine, make) => {
   it("keeps every template version with author, time and comment; current skips deleted ones", async () => {

@@ -1,56 +1,21 @@
 // One suite, both engines (services/hq/src/history/): the same writes and questions against an
 // SQLite file and a real PostgreSQL server this file starts on a private socket and removes.
 // Under CI=true a PostgreSQL that cannot start fails the suite; it never skips.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { postgresHistoryStore } from "../../../../services/hq/src/history/postgres-store.ts";
-import { sqliteHistoryStore } from "../../../../services/hq/src/history/sqlite-store.ts";
+import { describe, expect, it, beforeAll, afterAll } from "vitest";
 import type {
   HistoryBatch,
   HistoryStore,
   StoredEvent,
   StoredResult,
 } from "../../../../services/hq/src/history/store.ts";
-import { startPostgres, type PostgresServer } from "../../../doubles/postgres-server.ts";
+import { historyEngines } from "../../../doubles/history-engines.ts";
 
 const DAY = 86_400_000;
 const NOW = Date.parse("2026-12-03T12:00:00Z");
 const RETENTION = { raw_days: 7, rollup_days: 365, event_days: 365 };
 
-let pg: PostgresServer | undefined;
-let pgError: unknown;
-const tmp = mkdtempSync(join(tmpdir(), "netprobe-history-"));
-let dbs = 0;
-
-beforeAll(async () => {
-  try {
-    pg = await startPostgres();
-  } catch (err) {
-    pgError = err;
-  }
-}, 60_000);
-afterAll(async () => {
-  await pg?.stop();
-  rmSync(tmp, { recursive: true, force: true });
-});
-
 let clock = NOW;
-const engines: Array<[string, () => Promise<HistoryStore>]> = [
-  ["sqlite", () => Promise.resolve(sqliteHistoryStore(join(tmp, `h${dbs++}.db`), RETENTION, () => clock))],
-  [
-    "postgres",
-    async () => {
-      if (!pg) {
-        if (process.env.CI === "true" || !String(pgError).includes("not installed"))
-          throw new Error(`PostgreSQL unavailable: ${String(pgError)}`);
-        throw new Error(`PostgreSQL not installed: ${String(pgError)}`);
-      }
-      return postgresHistoryStore(await pg.createDatabase(`t${dbs++}`), RETENTION, () => clock);
-    },
-  ],
-];
+const engines = historyEngines(RETENTION, () => clock);
 
 let ids = 0;
 function result(over: Partial<StoredResult> = {}): StoredResult {
