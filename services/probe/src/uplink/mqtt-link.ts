@@ -2,7 +2,11 @@ import { readFileSync } from "node:fs";
 import { EventEmitter } from "node:events";
 import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from "mqtt";
 import type { Logger } from "../../../contract/src/log.ts";
+import { TOPICS } from "../../../contract/src/payloads.ts";
 import type { IncomingCommand } from "./commands.ts";
+
+/** The `state` topic as the contract declares it (online on connect, offline as the will). */
+const STATE = TOPICS.state;
 
 /** A message waiting in the durable outbox; `topic` is relative to the probe's base topic. */
 export interface OutboxRow {
@@ -330,9 +334,9 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
         const t = setTimeout(resolve, 1000);
         this.#sidePublish(
           client,
-          this.#base + "state",
+          this.#base + STATE.topic,
           this.#statePayload("offline"),
-          { qos: 1, retain: true },
+          { qos: STATE.qos, retain: STATE.retain },
           () => {
             clearTimeout(t);
             resolve();
@@ -401,10 +405,10 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
         log: () => {},
         rejectUnauthorized: s.rejectUnauthorized,
         will: {
-          topic: this.#base + "state",
+          topic: this.#base + STATE.topic,
           payload: Buffer.from(this.#statePayload("offline")),
-          qos: 1,
-          retain: true,
+          qos: STATE.qos,
+          retain: STATE.retain,
         },
         ...(s.username ? { username: s.username } : {}),
         ...(s.password ? { password: s.password } : {}),
@@ -443,9 +447,9 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
       // `online` on every (re)connect: the will may have set `offline` while we were away.
       this.#sidePublish(
         client,
-        this.#base + "state",
+        this.#base + STATE.topic,
         this.#statePayload("online"),
-        { qos: 1, retain: true },
+        { qos: STATE.qos, retain: STATE.retain },
         () => {},
       );
       this.#subscribeCommands(client);
