@@ -580,9 +580,8 @@ export class ProbeService implements CommandTarget {
     let message: OutboxMessage | undefined;
     try {
       this.#store?.appendResult(result.check, (seq) => {
-        const numbered = { ...result, seq };
-        message = resultMessage(numbered);
-        return { message, summary: numbered };
+        message = resultMessage({ ...result, seq });
+        return { message, summaryJson: message.payload };
       });
     } catch (err) {
       // Disk full or I/O error even after eviction: not kept, but HQ still gets it while connected.

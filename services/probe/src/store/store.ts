@@ -386,15 +386,25 @@ export class Store {
    * pure; if the retry fails too, it throws StoreError (STORE_FULL / STORE_IO) and the result is
    * not stored: the caller logs and counts it, and the store stays usable.
    */
-  appendResult(check: string, build: (seq: number) => { message: OutboxMessage; summary: unknown }): number {
+  appendResult(
+    check: string,
+    build: (seq: number) => { message: OutboxMessage } & (
+      | { summary: unknown }
+      | {
+          /** The summary already as JSON (the message's own payload: not serialized twice). */
+          summaryJson: string;
+        }
+    ),
+  ): number {
     let built = 0;
     try {
       return this.write(`result of ${check}`, (s, extra) => {
         const seq = this.t.nextSeq;
-        const { message, summary } = build(seq);
+        const b = build(seq);
         built = seq;
-        this.insert(s, message, extra);
-        s.upsertLatest.run(check, seq, Date.now(), JSON.stringify(summary) ?? "null");
+        this.insert(s, b.message, extra);
+        const summary = "summaryJson" in b ? b.summaryJson : (JSON.stringify(b.summary) ?? "null");
+        s.upsertLatest.run(check, seq, Date.now(), summary);
         this.t.nextSeq = seq + 1;
         return seq;
       });
