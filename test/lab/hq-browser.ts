@@ -12,6 +12,7 @@ export interface Answer {
   ok?: boolean;
   at?: number;
   text?: string;
+  value?: unknown;
   error?: string;
   ready?: boolean;
 }
@@ -55,7 +56,9 @@ export function startBrowser(lab: Lab, shotPath: (name: string) => string) {
       (await must({ op: "wait", selector, timeoutMs })).at!,
     click: (selector: string) => must({ op: "click", selector }),
     fill: (selector: string, value: string) => must({ op: "fill", selector, value }),
+    select: (selector: string, value: string) => must({ op: "select", selector, value }),
     text: async (selector: string) => (await must({ op: "text", selector })).text ?? "",
+    eval: async (expr: string) => (await must({ op: "eval", expr })).value,
     shot: (name: string) => must({ op: "shot", path: shotPath(name) }),
   };
 }

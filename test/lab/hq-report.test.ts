@@ -18,6 +18,7 @@ import { ADDR } from "../../scripts/lab/lab.ts";
 import type { HistoryBatch, StoredEvent, StoredResult } from "../../services/hq/src/history/store.ts";
 import { mainMetric } from "../../services/hq/src/history/store.ts";
 import { sqliteHistoryStore } from "../../services/hq/src/history/sqlite-store.ts";
+import { startBrowser } from "./hq-browser.ts";
 import { useLab } from "./lab-fixture.ts";
 import { exited, probeStatus, startHq, startProbe, waitFor, type Received } from "./probe-harness.ts";
 
@@ -219,7 +220,7 @@ describe("availability report and page history from the store", () => {
       createInterface({ input: server.stdout! }).once("line", () => resolve());
       server.once("exit", (c) => reject(new Error(`history server exited ${c}`)));
     });
-    const browser = startBrowser(lab());
+    const browser = startBrowser(lab(), (name) => join(ARTIFACTS, `hq-report-${name}.png`));
     children.push(browser.child);
     expect(await browser.ready).toMatchObject({ ready: true });
     const base = `http://${ADDR.hq4}:8081/`;
@@ -320,54 +321,4 @@ async function seedNinetyDays(db: string, now: number): Promise<{ results: numbe
   const rollup_ms = Date.now() - r0;
   await store.close();
   return { results: n, rollup_ms };
-}
-
-interface Answer {
-  id?: number;
-  ok?: boolean;
-  text?: string;
-  value?: unknown;
-  error?: string;
-  ready?: boolean;
-}
-
-/** The browser driver (test/lab/hq-browser-driver.ts) inside the hq namespace. */
-function startBrowser(lab: ReturnType<ReturnType<typeof useLab>>) {
-  const child = lab.spawn("hq", [process.execPath, join(ROOT, "test/lab/hq-browser-driver.ts")], {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  const waiting = new Map<number, (a: Answer) => void>();
-  let ready: ((a: Answer) => void) | undefined;
-  const readyP = new Promise<Answer>((r) => (ready = r));
-  createInterface({ input: child.stdout! }).on("line", (line) => {
-    const a = JSON.parse(line) as Answer;
-    if (a.ready !== undefined) return ready?.(a);
-    if (a.id !== undefined) waiting.get(a.id)?.(a);
-  });
-  child.once("exit", (code) => {
-    ready?.({ ready: false, error: `driver exited ${code}` });
-    for (const w of waiting.values()) w({ ok: false, error: `driver exited ${code}` });
-  });
-  let next = 1;
-  const must = async (cmd: Record<string, unknown>): Promise<Answer> => {
-    const id = next++;
-    const a = await new Promise<Answer>((resolve) => {
-      waiting.set(id, resolve);
-      child.stdin!.write(`${JSON.stringify({ ...cmd, id })}\n`);
-    });
-    if (!a.ok) throw new Error(`browser: ${JSON.stringify(cmd)} failed: ${a.error}`);
-    return a;
-  };
-  return {
-    child,
-    ready: readyP,
-    goto: (url: string) => must({ op: "goto", url }),
-    wait: (selector: string, timeoutMs: number) => must({ op: "wait", selector, timeoutMs }),
-    click: (selector: string) => must({ op: "click", selector }),
-    fill: (selector: string, value: string) => must({ op: "fill", selector, value }),
-    select: (selector: string, value: string) => must({ op: "select", selector, value }),
-    text: async (selector: string) => (await must({ op: "text", selector })).text ?? "",
-    eval: async (expr: string) => (await must({ op: "eval", expr })).value,
-    shot: (name: string) => must({ op: "shot", path: join(ARTIFACTS, `hq-report-${name}.png`) }),
-  };
 }

@@ -362,7 +362,8 @@ describe("LAN security against real tools on the office switch", () => {
           "dhcp",
           ADDR.probeIf,
           { vlan: "auto-voice", wait_ms: 1500, allowed_servers: [v20!.server4] },
-          { before: [{ kind: "lldp", target: ADDR.probeIf, options: { wait_ms: 3000 } }] },
+          // The lldp run returns once it hears the switch; its listener then hears the phone (every 1 s).
+          { before: [{ kind: "lldp", target: ADDR.probeIf, options: { wait_ms: 3000 }, thenMs: 3000 }] },
         );
         expect(auto.status, JSON.stringify(auto.error)).toBe("ok");
         expect(auto.detail?.vlan).toBe(20);

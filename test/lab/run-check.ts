@@ -12,6 +12,8 @@ export interface PriorRun {
   kind: string;
   target: string;
   options?: Record<string, unknown>;
+  /** Then wait this long (a listener the prior run started keeps hearing meanwhile). */
+  thenMs?: number;
 }
 
 /** One run of check `kind` against `target` from `host` (the probe by default). */
@@ -33,6 +35,7 @@ export async function runCheckIn(
     for (const p of ${JSON.stringify(before)}) {
       const pk = checkKind(p.kind);
       await pk.run(p.target, Value.Default(pk.options, p.options ?? {}), { log: silentLogger() }, AbortSignal.timeout(${timeoutMs}));
+      await new Promise((r) => setTimeout(r, p.thenMs ?? 0));
     }
     const k = checkKind(${JSON.stringify(kind)});
     const opts = Value.Default(k.options, ${JSON.stringify(options)});
