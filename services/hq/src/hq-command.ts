@@ -221,6 +221,8 @@ export function hqCommand(): Command {
       await web.close();
       alerting.stop();
       await link.stop();
+      // The last incident changes reach the store before it closes.
+      if (alerting.store instanceof PersistentIncidentStore) await alerting.store.flush();
       await history?.stop();
       process.exit(0);
     });
