@@ -40,8 +40,12 @@ const DHCP_BLOCKED_BY = [
   "adapter-unplugged",
 ] as const;
 
-/** How long a switch waits for the DHCP client to reach the state the faults describe. */
-const DHCP_SETTLE_MS = 5_000;
+/**
+ * How long a switch waits for the DHCP client to reach the state the faults describe. udhcpc gets
+ * a lease in 1-4 s (3 DISCOVERs 1 s apart, then 1 s before retrying); the margin is for a CI
+ * machine running several labs at once (5 s was missed there). The wait ends as soon as it holds.
+ */
+const DHCP_SETTLE_MS = 15_000;
 
 /** The state of the probe faults (and the others that matter to them) after a switch. */
 export interface ProbeFaultState {

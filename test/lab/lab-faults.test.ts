@@ -74,7 +74,7 @@ async function resolves(lab: Lab): Promise<boolean> {
 }
 
 /** Polls `fn` until it holds (DHCP and carrier events take a moment). */
-async function eventually(what: string, fn: () => Promise<boolean>, ms = 8000): Promise<void> {
+async function eventually(what: string, fn: () => Promise<boolean>, ms = 15_000): Promise<void> {
   for (const until = Date.now() + ms; ; await new Promise((r) => setTimeout(r, 100))) {
     if (await fn()) return;
     if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
