@@ -129,6 +129,13 @@ function lan(...servers: Responder[]): FakeFrameIo {
   return new FakeFrameIo(PROBE_MAC, (frame) => servers.flatMap((s) => s(frame)));
 }
 
+/** The voice VLAN's server on a trunk port (it hears only DISCOVERs tagged 20). */
+const VOICE: Server = {
+  id: "198.51.100.129",
+  mac: "02:00:00:00:20:01",
+  offer: "198.51.100.140",
+  trunkVlan: 20,
+};
 const GW: Server = { id: "192.0.2.1", mac: "02:00:00:00:00:01", offer: "192.0.2.150" };
 const ROGUE: Server = {
   id: "192.0.2.66",
@@ -293,12 +300,6 @@ describe("dhcp check", () => {
   });
 
   it("vlan: N on a trunk: the DISCOVER goes out tagged, only that VLAN's server counts, a rogue is named with its VLAN", async () => {
-    const VOICE: Server = {
-      id: "198.51.100.129",
-      mac: "02:00:00:00:20:01",
-      offer: "198.51.100.140",
-      trunkVlan: 20,
-    };
     const V30: Server = {
       id: "198.51.100.194",
       mac: "02:00:00:00:30:66",
@@ -341,12 +342,6 @@ describe("dhcp check", () => {
   });
 
   it("vlan: auto-voice tests the voice VLAN the lldp check heard advertised; none advertised → no_voice_vlan", async () => {
-    const VOICE: Server = {
-      id: "198.51.100.129",
-      mac: "02:00:00:00:20:01",
-      offer: "198.51.100.140",
-      trunkVlan: 20,
-    };
     let advertised: number | undefined = 20;
     const check = createDhcpCheck({ io: lan(server(GW), server(VOICE)), voiceVlan: () => advertised });
     const opts = { ...defaults, vlan: "auto-voice" as const, allowed_servers: [VOICE.id] };

@@ -111,8 +111,12 @@ export class ArpWatch {
   #onFrame(eth: EthernetFrame): void {
     if (eth.vlan !== undefined) return;
     this.frames++;
-    const claim = readArpClaim(eth.payload);
-    if (claim === undefined || !this.#owners.has(claim.senderIp)) return;
+    // Most ARP on a LAN is about other addresses: look at the sender address before decoding more.
+    const p = eth.payload;
+    if (p.length < 8 || p[5] !== 4 || p.length < 8 + (p[4] ?? 0) + 4) return;
+    if (!this.#owners.has(formatIpv4(p, 8 + (p[4] ?? 0)))) return;
+    const claim = readArpClaim(p);
+    if (claim === undefined) return;
     if (claim.senderMac === this.#ownMac) return; // our own kernel
     const owner = this.#owners.get(claim.senderIp);
     if (claim.wellFormed && claim.senderMac === owner) return; // the gateway itself: not news
